@@ -1,0 +1,25 @@
+# karyoflow: reproducible chromosome image analysis.
+#
+#   snakemake --cores 2                      # default synthetic run (profiles/default)
+#   snakemake --cores 2 --configfile config/examples/taichung_voc.yaml
+#
+# The rules below read like a table of contents; all logic is in the karyoflow package.
+
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/ingest.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

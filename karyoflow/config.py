@@ -1,0 +1,118 @@
+"""Load and validate the workflow configuration.
+
+The same JSON schema (``workflow/schemas/config.schema.yaml``) is used by the Snakefile
+(``snakemake.utils.validate``) and by the ``karyoflow`` command, so a bad config fails
+the same way everywhere: one line naming the file and the offending key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["PROJECT_ROOT", "SCHEMA_PATH", "ConfigError", "check_semantics", "load_config", "validate_config"]
+
+#: Repository root (the package is installed in editable mode from it).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is unreadable or does not match the schema."""
+
+
+def validate_config(
+    config: dict[str, Any], *, source: str = "config", schema: str | Path = SCHEMA_PATH
+) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema and fill defaults.
+
+    Raises
+    ------
+    ConfigError
+        ``"<source>: <key path>: <problem>"``.
+    """
+    import jsonschema
+
+    with open(schema, encoding="utf-8") as fh:
+        schema_doc = yaml.safe_load(fh)
+    validator_cls = jsonschema.validators.validator_for(schema_doc)
+    errors = sorted(validator_cls(schema_doc).iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        where = "/".join(map(str, err.absolute_path)) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {err.message}")
+    _fill_defaults(config, schema_doc, schema_doc)
+    check_semantics(config, source)
+    return config
+
+
+def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        for part in ref[2:].split("/"):
+            root = root[part]
+        return root
+    return node
+
+
+def _fill_defaults(value: Any, node: Mapping[str, Any], root: Mapping[str, Any]) -> None:
+    node = _resolve(node, root)
+    if not isinstance(value, dict):
+        return
+    for key, sub in (node.get("properties") or {}).items():
+        sub = _resolve(sub, root)
+        if key not in value and "default" in sub:
+            default = sub["default"]
+            value[key] = yaml.safe_load(yaml.safe_dump(default))  # deep copy
+        if key in value:
+            _fill_defaults(value[key], sub, root)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, item in value.items():
+            if key not in (node.get("properties") or {}):
+                _fill_defaults(item, extra, root)
+
+
+def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
+    """Checks the schema cannot express: split fractions sum to 1, ``split_with`` targets."""
+    fractions = config["split"]["fractions"]
+    total = sum(float(v) for v in fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"{source}: split/fractions: must sum to 1, got {total:g}")
+    datasets = config["datasets"]
+    for name, entry in datasets.items():
+        other = entry.get("split_with")
+        if other is None:
+            continue
+        if other not in datasets or other == name:
+            raise ConfigError(f"{source}: datasets/{name}/split_with: no other dataset {other!r}")
+        if datasets[other].get("split_with"):
+            raise ConfigError(
+                f"{source}: datasets/{name}/split_with: {other!r} must not itself use split_with"
+            )
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config, apply top-level ``overrides``, validate, fill defaults.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not YAML, not a mapping, or fails the schema.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML: {first}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    config.update(overrides or {})
+    return validate_config(config, source=str(path))

@@ -1,0 +1,73 @@
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from karyoflow.config import ConfigError, load_config, validate_config
+
+
+@pytest.fixture
+def default_config(repo):
+    with open(repo / "config" / "config.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+def test_default_config_valid_and_filled(repo):
+    config = load_config(repo / "config" / "config.yaml")
+    assert config["seed"] == 42
+    assert config["split"]["honour_preset"] is True
+    assert config["datasets"]["synthetic_pairs"]["options"] == {}
+
+
+def test_examples_valid(repo):
+    examples = sorted((repo / "config" / "examples").glob("*.yaml"))
+    assert examples, "config/examples is empty"
+    for path in examples:
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c.update(seed=-1), "seed"),
+        (lambda c: c.update(seed="abc"), "seed"),
+        (lambda c: c.update(sead=1), "sead"),
+        (lambda c: c["datasets"]["synthetic_voc"].update(kind="jpeg"), "datasets/synthetic_voc/kind"),
+        (lambda c: c["datasets"]["synthetic_voc"].pop("path"), "datasets/synthetic_voc"),
+        (lambda c: c.update(datasets={}), "datasets"),
+        (lambda c: c["split"]["fractions"].update(train=0.9), "must sum to 1"),
+        (lambda c: c["datasets"]["synthetic_centromeres"].update(split_with="nope"), "split_with"),
+    ],
+)
+def test_bad_config_one_line_error(default_config, mutate, message):
+    config = copy.deepcopy(default_config)
+    mutate(config)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, source="my.yaml")
+    text = str(info.value)
+    assert text.startswith("my.yaml: ") and message in text and "\n" not in text
+
+
+def test_unreadable_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="no such config"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_cli_check_config(repo, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: {}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "karyoflow.cli", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith(f"karyoflow: {bad}: datasets")
+    assert len(proc.stderr.strip().splitlines()) == 1
