@@ -11,7 +11,12 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default config applies only when none is given on the command line: a
+# --configfile replaces it rather than being merged into it (dataset lists would mix);
+# --config key=value still overrides single keys of whichever config is in use.
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -13,7 +13,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["PROJECT_ROOT", "SCHEMA_PATH", "ConfigError", "check_semantics", "load_config", "validate_config"]
+__all__ = [
+    "PROJECT_ROOT",
+    "SCHEMA_PATH",
+    "ConfigError",
+    "check_semantics",
+    "load_config",
+    "validate_config",
+]
 
 #: Repository root (the package is installed in editable mode from it).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -77,11 +84,19 @@ def _fill_defaults(value: Any, node: Mapping[str, Any], root: Mapping[str, Any])
 
 
 def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
-    """Checks the schema cannot express: split fractions sum to 1, ``split_with`` targets."""
+    """Checks a schema cannot express: fractions sum to 1, synth params, ``split_with``."""
     fractions = config["split"]["fractions"]
     total = sum(float(v) for v in fractions.values())
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"{source}: split/fractions: must sum to 1, got {total:g}")
+    synthetic = config.get("synthetic", {})
+    if synthetic.get("enabled", True):
+        from karyoflow.synth.dataset import resolve_params
+
+        try:
+            resolve_params(synthetic.get("params") or {})
+        except ValueError as exc:
+            raise ConfigError(f"{source}: synthetic/params: {exc}") from None
     datasets = config["datasets"]
     for name, entry in datasets.items():
         other = entry.get("split_with")

@@ -24,6 +24,7 @@ READERS: dict[str, str] = {
     "crops": "karyoflow.readers.crops:read_crops",
     "overlaps_h5": "karyoflow.readers.overlaps:read_overlaps_h5",
     "centromere_csv": "karyoflow.readers.centromeres:read_centromere_csv",
+    "frames": "karyoflow.readers.frames:read_frames",
 }
 
 
@@ -77,7 +78,8 @@ def ingest_dataset(
     name : str
         Dataset name (the key under ``datasets:`` in the config).
     entry : mapping
-        ``{"kind": ..., "path": ..., "options": {...}}``.
+        ``{"kind": ..., "path": ..., "options": {...}}``, optionally ``split_as``
+        (every cell goes to that split).
     seed : int
         Split seed.
     split : mapping
@@ -107,7 +109,9 @@ def ingest_dataset(
     reader = reader_for(entry["kind"])
     log(f"[ingest] {name}: reading {entry['kind']} from {path}")
     result = reader(path, dataset=name, options=dict(entry.get("options") or {}))
-    records, dup_rejects = dedupe([normalise_record({**r, "dataset": name}) for r in result.records])
+    records, dup_rejects = dedupe(
+        [normalise_record({**r, "dataset": name}) for r in result.records]
+    )
     rejects = [*result.rejects, *dup_rejects]
     if strict and rejects:
         raise IngestError(rejects[0].message())
@@ -116,10 +120,15 @@ def ingest_dataset(
     if len(rejects) > 20:
         log(f"[ingest] {name}: ... and {len(rejects) - 20} more (see the rejects table)")
     if not records:
-        raise ValueError(f"{path}: dataset {name!r} has no usable instances ({len(rejects)} rejected)")
+        raise ValueError(
+            f"{path}: dataset {name!r} has no usable instances ({len(rejects)} rejected)"
+        )
+    split_as = entry.get("split_as")
     for rec in records:
         if not rec["cell_truth"] and rec["cell_id"] in result.cell_truth:
             rec["cell_truth"] = result.cell_truth[rec["cell_id"]]
+        if split_as:
+            rec["preset_split"] = split_as
     df = manifest_frame(records)
     df = split_manifest(
         df,

@@ -19,13 +19,13 @@ from __future__ import annotations
 import re
 
 __all__ = [
-    "LABELS",
     "DENVER_GROUPS",
+    "LABELS",
     "UnknownLabelError",
     "canonical_label",
     "denver_group",
-    "label_index",
     "label_from_index",
+    "label_index",
 ]
 
 #: The 24 canonical labels in model order.

@@ -178,14 +178,14 @@ def summarise(
             part = df[df["split"] == split]
             per_class = part.loc[part["label"] != "", "label"].value_counts()
             splits[split] = {
-                "instances": int(len(part)),
+                "instances": len(part),
                 "cells": int(part["cell_id"].nunique()),
                 "per_class": {lab: int(per_class.get(lab, 0)) for lab in LABELS},
             }
         reasons = rej["reason"].str.replace(r"'[^']*'", "'…'", regex=True).value_counts()
         datasets[name] = {
             "kind": ",".join(sorted(df["kind"].unique())) if len(df) else "",
-            "instances": int(len(df)),
+            "instances": len(df),
             "cells": int(df["cell_id"].nunique()),
             "sources": int(df["source"].nunique()),
             "labelled": int((df["label"] != "").sum()),
@@ -193,15 +193,13 @@ def summarise(
             "with_mask": int((df["polygon"] != "").sum()),
             "cells_with_truth": int(df.loc[df["cell_truth"] != "", "cell_id"].nunique()),
             "splits": splits,
-            "rejected": int(len(rej)),
+            "rejected": len(rej),
             "reject_reasons": {str(k): int(v) for k, v in reasons.items()},
         }
     totals = {
         "instances": sum(d["instances"] for d in datasets.values()),
         "rejected": sum(d["rejected"] for d in datasets.values()),
-        "splits": {
-            s: sum(d["splits"][s]["instances"] for d in datasets.values()) for s in SPLITS
-        },
+        "splits": {s: sum(d["splits"][s]["instances"] for d in datasets.values()) for s in SPLITS},
     }
     return {"datasets": datasets, "totals": totals}
 

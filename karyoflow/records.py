@@ -18,8 +18,8 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "REJECT_COLUMNS",
     "IngestError",
-    "Reject",
     "ReadResult",
+    "Reject",
     "normalise_record",
 ]
 

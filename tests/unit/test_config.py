@@ -34,7 +34,10 @@ def test_examples_valid(repo):
         (lambda c: c.update(seed=-1), "seed"),
         (lambda c: c.update(seed="abc"), "seed"),
         (lambda c: c.update(sead=1), "sead"),
-        (lambda c: c["datasets"]["synthetic_voc"].update(kind="jpeg"), "datasets/synthetic_voc/kind"),
+        (
+            lambda c: c["datasets"]["synthetic_voc"].update(kind="jpeg"),
+            "datasets/synthetic_voc/kind",
+        ),
         (lambda c: c["datasets"]["synthetic_voc"].pop("path"), "datasets/synthetic_voc"),
         (lambda c: c.update(datasets={}), "datasets"),
         (lambda c: c["split"]["fractions"].update(train=0.9), "must sum to 1"),

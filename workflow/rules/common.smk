@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # karyoflow from this checkout
 
-from karyoflow.config import check_semantics
+from karyoflow.config import validate_config
 
 # Jobs import the karyoflow package from this checkout, whatever their environment
 # (.venv, or a conda env from envs/ under --sdm conda).
@@ -17,7 +17,9 @@ os.environ.update(
 )
 
 validate(config, "../schemas/config.schema.yaml")
-check_semantics(config, "config")
+# Same schema again through karyoflow: fills defaults inside $ref'd sections and checks
+# what a schema cannot (fractions sum to 1, split_with targets).
+validate_config(config, source="config")
 
 RESULTS = "results"
 ENV = "../../envs/karyoflow.yaml"

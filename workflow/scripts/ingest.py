@@ -9,7 +9,7 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 
 def main(log):
     fixed = None
-    if "split_with" in sm.input.keys():
+    if hasattr(sm.input, "split_with"):
         other = read_manifest(sm.input.split_with)
         fixed = dict(zip(other["cell_id"], other["split"], strict=True))
     out = ingest_dataset(

@@ -1,0 +1,77 @@
+"""Every config in config/examples ingests its real dataset with the expected counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from karyoflow.config import load_config
+from karyoflow.ingest import ingest_dataset
+
+pytestmark = pytest.mark.realdata
+
+REPO = Path(__file__).resolve().parents[2]
+
+# example config -> dataset -> (instances, cells, rejected) from ../shared/data/README.md
+EXPECTED = {
+    "taichung_voc.yaml": {"taichung": (20563, 447, 0)},
+    "karyograms_612.yaml": {"karyograms612": (14072, 306, 0)},
+    "pampaj7_tiff.yaml": {"pampaj7": (2806, 65, 0)},
+    "karyonet_sample.yaml": {
+        "karyonet_gband_train": (184, 4, 0),
+        "karyonet_gband_val": (46, 1, 0),
+        "karyonet_rband_train": (184, 1, 0),
+        "karyonet_rband_val": (46, 1, 0),
+    },
+    "pommier_frames.yaml": {"pommier": (1, 1, 0)},
+}
+
+
+def test_every_real_example_is_covered():
+    real = {
+        p.name
+        for p in (REPO / "config" / "examples").glob("*.yaml")
+        if "path: ../shared/data" in p.read_text()
+    }
+    assert real == set(EXPECTED)
+
+
+@pytest.mark.parametrize("example", sorted(EXPECTED))
+def test_example_ingests(real_data, example):
+    config = load_config(REPO / "config" / "examples" / example)
+    fixed: dict[str, str] = {}
+    for name, (instances, cells, rejected) in EXPECTED[example].items():
+        out = ingest_dataset(
+            name,
+            config["datasets"][name],
+            seed=config["seed"],
+            split=config["split"],
+            base_dir=REPO,
+            fixed_splits=fixed or None,
+            log=lambda _m: None,
+        )
+        df = out.manifest
+        assert (len(df), df["cell_id"].nunique(), len(out.rejects)) == (instances, cells, rejected)
+        assert (df.groupby("cell_id")["split"].nunique() == 1).all()
+        assert df["split"].isin(["train", "val", "test"]).all()
+        if df["kind"].iloc[0] != "frame":
+            assert (df["label"] != "").all()
+
+
+def test_taichung_split_stratifies_abnormal_cells(real_data):
+    config = load_config(REPO / "config" / "examples" / "taichung_voc.yaml")
+    out = ingest_dataset(
+        "taichung",
+        config["datasets"]["taichung"],
+        seed=config["seed"],
+        split=config["split"],
+        base_dir=REPO,
+        log=lambda _m: None,
+    )
+    cells = out.manifest.groupby("cell_id").first()
+    trisomy21 = cells[cells["cell_truth"] == "47,+21"]
+    assert len(trisomy21) >= 3
+    assert trisomy21["split"].nunique() >= 2, "rare karyotypes spread over the splits"
+    share = cells["split"].value_counts(normalize=True)
+    assert abs(share["train"] - 0.7) < 0.02 and abs(share["test"] - 0.2) < 0.02

@@ -1,0 +1,181 @@
+"""End to end: the Snakemake workflow on tiny configs in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from karyoflow.fileutil import file_sha256
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+TINY_SYNTH = {"cells": 4, "pairs": 24, "centromere_crops": 2}
+
+
+def tiny_config(**extra):
+    config = {
+        "seed": 11,
+        "synthetic": {"enabled": True, "name": "tiny", "params": dict(TINY_SYNTH)},
+        "datasets": {
+            "voc": {
+                "kind": "voc",
+                "path": "results/synthetic/tiny/voc",
+                "options": {"truth_csv": ["karyotypes.csv"]},
+            },
+            "pairs": {"kind": "overlaps_h5", "path": "results/synthetic/tiny/overlaps/overlaps.h5"},
+            "centromeres": {
+                "kind": "centromere_csv",
+                "path": "results/synthetic/tiny/centromeres/centromeres.csv",
+                "split_with": "voc",
+                "options": {"label_preset": "karyotype_gif"},
+            },
+        },
+        "split": {"fractions": {"train": 0.5, "val": 0.25, "test": 0.25}},
+    }
+    config.update(extra)
+    return config
+
+
+def run_workflow(repo: Path, workdir: Path, config: dict, *args: str):
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    cmd = [SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--cores", "2", "--configfile", str(cfg), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(repo, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run1")
+    proc = run_workflow(repo, workdir, tiny_config())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir, proc
+
+
+def test_outputs_and_roundtrip_counts(tiny_run):
+    workdir, proc = tiny_run
+    res = workdir / "results"
+    synth = json.loads((res / "synthetic/tiny/summary.json").read_text())
+    summary = json.loads((res / "manifest/summary.json").read_text())
+    voc = summary["datasets"]["voc"]
+    # synthesize -> ingest: identical counts, nothing rejected
+    assert voc["instances"] == synth["objects"]
+    assert voc["cells"] == synth["cells"]
+    assert voc["rejected"] == 0
+    assert voc["with_mask"] == voc["instances"] == voc["with_centromere"]
+    per_class = {
+        lab: sum(s["per_class"][lab] for s in voc["splits"].values())
+        for lab in synth["objects_per_label"]
+    }
+    assert per_class == synth["objects_per_label"]
+    assert summary["datasets"]["pairs"]["instances"] == synth["pairs"]
+    assert summary["datasets"]["centromeres"]["instances"] == synth["centromere_crops"]
+    assert summary["datasets"]["centromeres"]["with_centromere"] == synth["centromere_crops"]
+    # the summary table is printed
+    assert "total" in proc.stderr and "voc" in proc.stderr
+    assert (res / "synthetic/tiny/preview.png").stat().st_size > 10_000
+
+
+def test_truth_and_splits(tiny_run):
+    workdir, _ = tiny_run
+    res = workdir / "results/manifest"
+    synth = json.loads((workdir / "results/synthetic/tiny/summary.json").read_text())
+    voc = pd.read_parquet(res / "voc.parquet")
+    truth = voc.groupby("cell_id")["cell_truth"].first().to_dict()
+    expected = {Path(k).stem if "." in k else k: v for k, v in synth["karyotypes"].items()}
+    assert truth == expected
+    assert (voc.groupby("cell_id")["split"].nunique() == 1).all()
+    cen = pd.read_parquet(res / "centromeres.parquet")
+    voc_split = voc.groupby("cell_id")["split"].first()
+    assert (cen["split"].to_numpy() == voc_split.loc[cen["cell_id"]].to_numpy()).all()
+    merged = pd.read_parquet(res / "all.parquet")
+    assert len(merged) == sum(
+        len(pd.read_parquet(res / f"{n}.parquet")) for n in ("voc", "pairs", "centromeres")
+    )
+
+
+def test_same_seed_byte_identical(repo, tiny_run, tmp_path):
+    first, _ = tiny_run
+    proc = run_workflow(repo, tmp_path, tiny_config())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for rel in [
+        "results/manifest/voc.parquet",
+        "results/manifest/pairs.parquet",
+        "results/manifest/centromeres.parquet",
+        "results/manifest/all.parquet",
+        "results/manifest/summary.json",
+        "results/synthetic/tiny/overlaps/overlaps.h5",
+        "results/synthetic/tiny/voc/karyotypes.csv",
+    ]:
+        a = (first / rel).read_bytes()
+        b = (tmp_path / rel).read_bytes()
+        # manifests hold absolute source paths; compare with the folder swapped
+        b = b.replace(str(tmp_path).encode(), str(first).encode())
+        if rel.endswith(".parquet"):
+            da = pd.read_parquet(first / rel)
+            db = pd.read_parquet(tmp_path / rel)
+            db["source"] = db["source"].str.replace(str(tmp_path), str(first))
+            db["aux_source"] = db["aux_source"].str.replace(str(tmp_path), str(first))
+            pd.testing.assert_frame_equal(da, db)
+        else:
+            assert a == b, rel
+    for img in sorted((first / "results/synthetic/tiny/voc/JPEGImages").iterdir()):
+        other = tmp_path / "results/synthetic/tiny/voc/JPEGImages" / img.name
+        assert file_sha256(img) == file_sha256(other)
+
+
+def test_strict_mode_one_line_error(repo, tmp_path):
+    data = tmp_path / "voc"
+    (data / "Annotations").mkdir(parents=True)
+    (data / "JPEGImages").mkdir()
+    (data / "Annotations" / "a.xml").write_text("<annotation><object><name>1</name>")
+    config = {
+        "strict": True,
+        "synthetic": {"enabled": False},
+        "datasets": {"broken": {"kind": "voc", "path": str(data)}},
+    }
+    proc = run_workflow(repo, tmp_path / "work", config)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("karyoflow: ")]
+    assert lines, proc.stderr[-3000:]
+    assert str(data / "Annotations" / "a.xml") in lines[0] or "a.xml" in lines[0]
+    assert not (tmp_path / "work/results/manifest/broken.parquet").exists()
+
+
+def test_quarantine_mode_rejects_table(repo, tmp_path):
+    data = tmp_path / "voc"
+    (data / "Annotations").mkdir(parents=True)
+    (data / "JPEGImages").mkdir()
+    import numpy as np
+    from PIL import Image
+
+    for stem in ("good", "bad"):
+        Image.fromarray(np.full((60, 80), 220, np.uint8)).save(data / "JPEGImages" / f"{stem}.png")
+    (data / "Annotations" / "good.xml").write_text(
+        "<annotation><filename>good.png</filename><size><width>80</width><height>60</height>"
+        "<depth>1</depth></size><object><name>chr5</name><bndbox><xmin>5</xmin><ymin>5</ymin>"
+        "<xmax>20</xmax><ymax>40</ymax></bndbox></object><object><name>Q</name><bndbox>"
+        "<xmin>5</xmin><ymin>5</ymin><xmax>20</xmax><ymax>40</ymax></bndbox></object>"
+        "</annotation>"
+    )
+    (data / "Annotations" / "bad.xml").write_text("<annotation><object>")
+    config = {
+        "synthetic": {"enabled": False},
+        "datasets": {"mixed": {"kind": "voc", "path": str(data)}},
+    }
+    proc = run_workflow(repo, tmp_path / "work", config)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = pd.read_parquet(tmp_path / "work/results/manifest/mixed.parquet")
+    assert manifest["label"].tolist() == ["5"]
+    rejects = pd.read_csv(tmp_path / "work/results/manifest/mixed.rejected.csv")
+    assert len(rejects) >= 2
+    assert rejects["reason"].str.contains("label").any()
+    assert rejects["reason"].str.contains("XML", case=False).any()
