@@ -51,7 +51,8 @@ def run_logged(log_path: str | Path | None, body: Callable[[Log], None]) -> None
         body(log)
     except USER_ERRORS as exc:
         text = str(exc).strip("'\"") if isinstance(exc, KeyError) else str(exc)
-        log(f"error: {text}")
+        if handle:  # stderr gets the one line from fail()
+            handle.write(f"error: {text}\n")
         fail(text)
     finally:
         if handle:
