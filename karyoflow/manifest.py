@@ -214,9 +214,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"{name:<28}{d['cells']:>7}{d['instances']:>11}{s['train']['instances']:>8}"
             f"{s['val']['instances']:>8}{s['test']['instances']:>8}{d['rejected']:>10}"
         )
-        totals = {
-            lab: sum(d["splits"][s]["per_class"][lab] for s in SPLITS) for lab in LABELS
-        }
+        totals = {lab: sum(d["splits"][s]["per_class"][lab] for s in SPLITS) for lab in LABELS}
         if any(totals.values()):
             lines.append("    per class: " + " ".join(f"{k}:{v}" for k, v in totals.items()))
         for reason, n in d["reject_reasons"].items():
