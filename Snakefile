@@ -22,6 +22,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/preprocess.smk"
 
 
 rule all:

@@ -79,12 +79,99 @@ def _bench_ingest(example: str, dataset: str) -> Callable[[], dict[str, Any]]:
     return run
 
 
+def _taichung_manifest(tmp: Path) -> tuple[dict[str, Any], Path] | None:
+    from karyoflow.ingest import ingest_dataset
+    from karyoflow.manifest import write_manifest, write_rejects
+
+    config = load_config(PROJECT_ROOT / "config" / "examples" / "taichung_voc.yaml")
+    entry = config["datasets"]["taichung"]
+    if not (PROJECT_ROOT / entry["path"]).exists():
+        return None
+    out = ingest_dataset(
+        "taichung",
+        entry,
+        seed=config["seed"],
+        split=config["split"],
+        base_dir=PROJECT_ROOT,
+        log=lambda _m: None,
+    )
+    path = tmp / "results" / "manifest" / "taichung.parquet"
+    write_rejects(out.rejects, path.with_name("taichung.rejected.csv"))
+    write_manifest(out.manifest, path)
+    return config, path
+
+
+def _bench_preprocess_chain() -> dict[str, Any]:
+    """The whole chain in one process (one core) over every Taichung box."""
+    from karyoflow.manifest import read_manifest
+    from karyoflow.preprocess.chain import preprocess_rows, resolve_params
+    from karyoflow.preprocess.sharding import eligible_rows, select_shard
+
+    with tempfile.TemporaryDirectory() as tmp:
+        found = _taichung_manifest(Path(tmp))
+        if found is None:
+            return {"skipped": "../shared/data/taichung-voc-dev not found"}
+        config, path = found
+        params = resolve_params(config["preprocess"]["params"])
+        rows = select_shard(eligible_rows(read_manifest(path)), 0, 1)
+        start = time.perf_counter()
+        data = preprocess_rows(rows, params, config["seed"], log=lambda _m: None)
+        wall = time.perf_counter() - start
+    n = len(rows)
+    return {
+        "crops": n,
+        "rejected": len(data.rejects),
+        "outputs_with_augmentation": len(data.instance_id),
+        "wall_s": round(wall, 2),
+        "crops_per_s_per_core": round(n / wall, 1),
+    }
+
+
+def _bench_preprocess_scaling() -> dict[str, Any]:
+    """Snakemake preprocessing rules on Taichung with --cores 1 and --cores 2."""
+    import shutil
+
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        found = _taichung_manifest(Path(tmp) / "base")
+        if found is None:
+            return {"skipped": "../shared/data/taichung-voc-dev not found"}
+        config, _ = found
+        cfg = PROJECT_ROOT / "config" / "examples" / "taichung_voc.yaml"
+        shared = str((PROJECT_ROOT / config["datasets"]["taichung"]["path"]).resolve())
+        for cores in (1, 2):
+            work = Path(tmp) / f"cores{cores}"
+            shutil.copytree(Path(tmp) / "base", work)
+            override = work / "config.yaml"
+            text = cfg.read_text().replace("../shared/data/taichung-voc-dev", shared)
+            override.write_text(text)
+            # the manifest exists and is newer than the config: only preprocessing runs
+            for done in (work / "results" / "manifest").iterdir():
+                done.touch()
+            cmd = [snakemake, "-s", str(PROJECT_ROOT / "Snakefile"), "--directory", str(work)]
+            cmd += ["--configfile", str(override), "--cores", str(cores), "--quiet", "all"]
+            cmd += ["--rerun-triggers", "mtime"]
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            walls[cores] = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr.strip().splitlines()[-1])
+    return {
+        "wall_s_cores1": round(walls[1], 2),
+        "wall_s_cores2": round(walls[2], 2),
+        "speedup_2_vs_1": round(walls[1] / walls[2], 3),
+    }
+
+
 #: case name -> function returning the measured fields.
 CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "synth_default": _bench_synth,
     "ingest_taichung_voc": _bench_ingest("taichung_voc.yaml", "taichung"),
     "ingest_karyograms612": _bench_ingest("karyograms_612.yaml", "karyograms612"),
     "ingest_pampaj7": _bench_ingest("pampaj7_tiff.yaml", "pampaj7"),
+    "preprocess_taichung_chain": _bench_preprocess_chain,
+    "preprocess_taichung_scaling": _bench_preprocess_scaling,
 }
 
 

@@ -84,7 +84,7 @@ def _fill_defaults(value: Any, node: Mapping[str, Any], root: Mapping[str, Any])
 
 
 def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
-    """Checks a schema cannot express: fractions sum to 1, synth params, ``split_with``."""
+    """Checks a schema cannot express: fractions, synth/preprocess params, references."""
     fractions = config["split"]["fractions"]
     total = sum(float(v) for v in fractions.values())
     if abs(total - 1.0) > 1e-6:
@@ -98,6 +98,17 @@ def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
         except ValueError as exc:
             raise ConfigError(f"{source}: synthetic/params: {exc}") from None
     datasets = config["datasets"]
+    pre = config.get("preprocess", {})
+    if pre.get("enabled", True):
+        for name in pre.get("datasets") or []:
+            if name not in datasets:
+                raise ConfigError(f"{source}: preprocess/datasets: no dataset {name!r}")
+        from karyoflow.preprocess.chain import resolve_params as resolve_pre
+
+        try:
+            resolve_pre(pre.get("params") or {})
+        except ValueError as exc:
+            raise ConfigError(f"{source}: preprocess/params: {exc}") from None
     for name, entry in datasets.items():
         other = entry.get("split_with")
         if other is None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -114,6 +115,11 @@ def test_same_seed_byte_identical(repo, tiny_run, tmp_path):
         "results/manifest/summary.json",
         "results/synthetic/tiny/overlaps/overlaps.h5",
         "results/synthetic/tiny/voc/karyotypes.csv",
+        "results/preprocess/voc/96x48/train.h5",
+        "results/preprocess/voc/96x48/val.h5",
+        "results/preprocess/voc/96x48/test.h5",
+        "results/preprocess/centromeres/96x48/train.h5",
+        "results/preprocess/voc/qc.png",
     ]:
         a = (first / rel).read_bytes()
         b = (tmp_path / rel).read_bytes()
@@ -130,6 +136,32 @@ def test_same_seed_byte_identical(repo, tiny_run, tmp_path):
     for img in sorted((first / "results/synthetic/tiny/voc/JPEGImages").iterdir()):
         other = tmp_path / "results/synthetic/tiny/voc/JPEGImages" / img.name
         assert file_sha256(img) == file_sha256(other)
+
+
+def test_preprocess_outputs(tiny_run):
+    import h5py
+
+    workdir, _ = tiny_run
+    res = workdir / "results"
+    voc = pd.read_parquet(res / "manifest/voc.parquet")
+    summary = json.loads((res / "preprocess/voc/summary.json").read_text())
+    rejects = pd.read_csv(res / "preprocess/voc/rejected.csv")
+    counts = summary["counts"]["96x48"]
+    assert sum(c["instances"] for c in counts.values()) + len(rejects) == len(voc)
+    assert counts["val"]["augmented"] == counts["test"]["augmented"] == 0
+    assert counts["train"]["augmented"] == 2 * counts["train"]["instances"]
+    with h5py.File(res / "preprocess/voc/96x48/train.h5") as h5:
+        assert h5["images"].dtype == "uint8" and h5["images"].shape[1:] == (96, 48)
+        n = h5["images"].shape[0]
+        for key in ("labels", "cell_ids", "instance_ids", "centromere", "augmented"):
+            assert h5[key].shape[0] == n
+        assert "params" in h5.attrs and json.loads(h5.attrs["params"])["denoise"]["enabled"]
+        cells = {c.decode() if isinstance(c, bytes) else c for c in h5["cell_ids"][()]}
+        assert cells == set(voc.loc[voc["split"] == "train", "cell_id"])
+        known = ~np.isnan(h5["centromere"][()][:, 1])
+        assert known.mean() > 0.9  # synthetic instances carry their centromere
+    for job in ("preprocess_shard/voc/0", "preprocess_merge/voc", "preprocess_qc/voc"):
+        assert (res / "benchmarks" / f"{job}.tsv").exists(), job
 
 
 def test_strict_mode_one_line_error(repo, tmp_path):
