@@ -168,15 +168,25 @@ def select_component(mask: np.ndarray, box: Box | None = None) -> np.ndarray:
     return lut[labels]
 
 
-def refine_threshold(grey: np.ndarray, fg: np.ndarray, *, radius: int = 5) -> np.ndarray:
-    """Refine a global threshold into a local half-contrast one.
+def refine_threshold(
+    grey: np.ndarray,
+    fg: np.ndarray,
+    *,
+    radius: int = 5,
+    edge_fraction: float = 0.5,
+    core_margin: int = 2,
+) -> np.ndarray:
+    """Refine a global threshold into a hysteresis region with a local-contrast outline.
 
-    A global threshold cuts pale bands and satellite stalks away and, on blurred images,
-    puts the outline of dark bands too far out. Here the object region is first grown by
-    hysteresis (pixels clearly darker than the background, connected to ``fg``); inside
-    it a pixel is foreground where it is darker than halfway between the background
-    level and the darkest grey within ``radius`` - the outline sits at half the local
-    contrast whatever the band's stain.
+    A global (Otsu) threshold separates the dark bands from the background and cuts
+    pale bands, pale arm ends and satellite stalks away. Here the object region is
+    grown by hysteresis: pixels clearly darker than the background level (weak
+    threshold), connected to ``fg`` (strong threshold). Inside that region every pixel
+    farther than ``core_margin`` from its outline is kept whatever its grey level (pale
+    bands between dark ones); near the outline a pixel is kept where it is darker than
+    ``edge_fraction`` of the way from the background level to the darkest grey within
+    ``radius`` - the outline sits at that fraction of the local contrast, whatever the
+    band's stain.
 
     Parameters
     ----------
@@ -186,6 +196,11 @@ def refine_threshold(grey: np.ndarray, fg: np.ndarray, *, radius: int = 5) -> np
         bool HxW initial (global) foreground.
     radius : int, optional
         Radius of the local minimum filter, about half a chromosome width.
+    edge_fraction : float, optional
+        Fraction of the local contrast at which the outline is placed (0.5: half).
+    core_margin : int, optional
+        Pixels of the hysteresis region farther than this from its outline are kept
+        unconditionally; 0 disables it (plain local threshold inside the region).
 
     Returns
     -------
@@ -216,12 +231,74 @@ def refine_threshold(grey: np.ndarray, fg: np.ndarray, *, radius: int = 5) -> np
     hit[0] = False
     region = hit[labels]
     local_min = cv2.erode(g, _disk(radius)).astype(np.float32)
-    return region & (g.astype(np.float32) <= (bg + local_min) / 2.0)
+    f = float(edge_fraction)
+    keep = g.astype(np.float32) <= bg - f * (bg - local_min)
+    if core_margin > 0:
+        r8 = region.astype(np.uint8)
+        keep |= cv2.erode(
+            r8, _disk(core_margin), borderType=cv2.BORDER_CONSTANT, borderValue=0
+        ).astype(bool)
+    return region & keep
 
 
 def _disk(radius: int) -> np.ndarray:
     r = int(radius)
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _close(m: np.ndarray, radius: int) -> np.ndarray:
+    """Binary closing of a uint8 mask, padded so that it does not glue to the border."""
+    p = int(radius)
+    m = cv2.copyMakeBorder(m, p, p, p, p, cv2.BORDER_CONSTANT, value=0)
+    return cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(p))[p:-p, p:-p]
+
+
+def _n_components(m: np.ndarray) -> int:
+    return int(cv2.connectedComponents(m.astype(np.uint8), connectivity=8)[0]) - 1
+
+
+def bridge_fragments(
+    grey: np.ndarray, mask: np.ndarray, *, radii: tuple[int, ...] = (2, 3, 4, 6, 8)
+) -> np.ndarray:
+    """Join the pieces of a mask broken by pale bands into one component.
+
+    A pale (G-negative) band or the centromere of a high-contrast crop can be almost as
+    light as the background and split the mask into pieces along the chromosome. The
+    mask is closed with growing radii (``radii``) until it is one component; only the
+    added pixels that are at least a little darker than the background level (more than
+    twice the background noise, >= 2 grey levels) are kept, so the bridge follows the
+    pale band and not the background between the pieces. A mask that is already one
+    component (or empty) is returned unchanged; if no radius joins every piece, the
+    most-joined result is returned.
+
+    Examples
+    --------
+    >>> g = np.full((30, 12), 255, np.uint8); g[3:13, 3:9] = 60; g[13:17, 3:9] = 245
+    >>> g[17:27, 3:9] = 60
+    >>> m = g < 200
+    >>> b = bridge_fragments(g, m)
+    >>> _n_components(m), _n_components(b), bool(b[15, 5]), bool(b[15, 1])
+    (2, 1, True, False)
+    """
+    m = np.asarray(mask, bool)
+    if _n_components(m) <= 1:
+        return m
+    g = np.asarray(grey)
+    near = cv2.dilate(m.astype(np.uint8), _disk(2)).astype(bool)
+    outside = g[~near]
+    if outside.size < 8:
+        return m
+    bg = float(np.median(outside))
+    noise = 1.4826 * float(np.median(np.abs(outside - bg)))
+    weak = g < bg - max(2.0 * noise, 2.0)
+    m8 = m.astype(np.uint8)
+    out = m
+    for r in radii:
+        cand = m | (_close(m8, r).astype(bool) & weak)
+        out = cand
+        if _n_components(cand) <= 1:
+            break
+    return out
 
 
 def chromosome_mask(
@@ -235,7 +312,10 @@ def chromosome_mask(
     block_size: int = 31,
     offset: float = 5.0,
     refine_radius: int = 3,
+    edge_fraction: float = 0.5,
+    core_margin: int = 2,
     box_slack: int | None = 1,
+    bridge: bool = True,
 ) -> np.ndarray:
     """Mask of the chromosome in a crop: threshold, morphology, component, fill holes.
 
@@ -283,13 +363,12 @@ def chromosome_mask(
     if not fg.any():
         return fg
     if refine_radius > 0:
-        fg = refine_threshold(g, fg, radius=refine_radius)
+        fg = refine_threshold(
+            g, fg, radius=refine_radius, edge_fraction=edge_fraction, core_margin=core_margin
+        )
     m = fg.astype(np.uint8)
     if close_radius > 0:
-        # pad so that the closing does not glue the mask to the crop border
-        p = int(close_radius)
-        m = cv2.copyMakeBorder(m, p, p, p, p, cv2.BORDER_CONSTANT, value=0)
-        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(p))[p:-p, p:-p]
+        m = _close(m, close_radius)
     if open_radius > 0:
         opened = cv2.morphologyEx(m, cv2.MORPH_OPEN, _disk(open_radius))
         if opened.any():
@@ -310,6 +389,8 @@ def chromosome_mask(
         m = select_component(m & inside, box)
     if not m.any():
         return m
+    if bridge:
+        m = bridge_fragments(g, m)
     return ndi.binary_fill_holes(m)
 
 

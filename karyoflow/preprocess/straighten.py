@@ -143,6 +143,16 @@ def _march(mask: np.ndarray, start: np.ndarray, direction: np.ndarray, limit: fl
     return float(t[out[0]] - 0.25) if out.size else float(t[-1])
 
 
+def _major_axis_length(mask: np.ndarray) -> float:
+    """Length of a mask along its major axis: 4 standard deviations (2 x 2 sigma)."""
+    mom = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+    if mom["m00"] <= 0:
+        return 0.0
+    a, b, c = mom["mu20"] / mom["m00"], mom["mu02"] / mom["m00"], mom["mu11"] / mom["m00"]
+    lam = 0.5 * (a + b) + np.sqrt(0.25 * (a - b) ** 2 + c * c)
+    return float(4.0 * np.sqrt(max(lam, 0.0)))
+
+
 def _inscribed_radius(mask: np.ndarray) -> float:
     dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
     return float(dist.max())
@@ -176,12 +186,27 @@ def centre_line(
     >>> c[0].round().tolist(), c[-1].round().tolist(), bool(np.allclose(c[:, 0], 5, atol=0.5))
     ([5.0, 3.0], [5.0, 26.0], True)
     """
+    return _centre_line(mask, smooth=smooth, step=step, trim=trim, radius=radius)[0]
+
+
+def _centre_line(
+    mask: np.ndarray,
+    *,
+    smooth: float = 3.0,
+    step: float = 1.0,
+    trim: float | None = None,
+    radius: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """:func:`centre_line` plus the fraction of skeleton pixels off the longest path."""
     mask = np.asarray(mask, bool)
     if not mask.any():
-        return np.zeros((0, 2))
+        return np.zeros((0, 2)), 0.0
     if radius is None:
         radius = _inscribed_radius(mask)
-    path = _longest_path(skeletonize(mask))
+    skel = skeletonize(mask)
+    path = _longest_path(skel)
+    n_skel = int(np.count_nonzero(skel))
+    branched = 1.0 - path.shape[0] / n_skel if n_skel else 0.0
     if path.shape[0] < 2:
         ys, xs = np.nonzero(mask)
         path = np.array([[xs.mean(), ys.mean()]] * 2)
@@ -217,7 +242,7 @@ def centre_line(
     d = line[-1] - line[0]
     if d[1] < 0 or (d[1] == 0 and d[0] < 0):  # deterministic direction: downwards
         line = line[::-1]
-    return _resample(line, step)
+    return _resample(line, step), branched
 
 
 def straighten_medial_axis(
@@ -229,6 +254,10 @@ def straighten_medial_axis(
     half_width: int | None = None,
     background: int | None = None,
     pad: int = 2,
+    check: bool = True,
+    area_range: tuple[float, float] = (0.75, 1.3),
+    max_branched: float = 0.55,
+    min_length: float = 0.8,
 ) -> StraightenResult:
     """Unroll the chromosome along its smoothed medial axis.
 
@@ -253,11 +282,21 @@ def straighten_medial_axis(
         Fill level; default the median grey outside ``mask``.
     pad : int, optional
         Rows added beyond each tip.
+    check : bool, optional
+        Check the result and return the input unchanged (``applied=False``, with the
+        failed check as ``reason``) when the unrolling went wrong: the straightened
+        mask area must lie within ``area_range`` x the input mask area, at most
+        ``max_branched`` of the skeleton pixels may lie off its longest path (a
+        branched, blob-like or fragmented mask has no single centre line), and the
+        straightened length must be at least ``min_length`` x the length of the input
+        mask's major axis (4 standard deviations along it).
+    area_range, max_branched, min_length : optional
+        Thresholds of the checks.
 
     Returns
     -------
     StraightenResult
-        Unchanged (``applied=False``) for an empty or tiny mask.
+        Unchanged (``applied=False``) for an empty or tiny mask, or one failing a check.
 
     Examples
     --------
@@ -278,9 +317,11 @@ def straighten_medial_axis(
         return _unchanged(grey, mask, "mask fills the whole crop")
     bg = background_level(grey, mask) if background is None else int(background)
     radius = _inscribed_radius(mask)
-    line = centre_line(mask, smooth=smooth, step=step, radius=radius)
+    line, branched = _centre_line(mask, smooth=smooth, step=step, radius=radius)
     if line.shape[0] < 3:
         return _unchanged(grey, mask, "degenerate centre line")
+    if check and branched > max_branched:
+        return _unchanged(grey, mask, f"branched skeleton ({branched:.2f} off the centre line)")
     # extend by pad rows at both ends along the end tangents
     t0 = line[0] - line[1]
     t1 = line[-1] - line[-2]
@@ -307,6 +348,17 @@ def straighten_medial_axis(
     out_m = ndi.binary_fill_holes(out_m)
     if not out_m.any():
         return _unchanged(grey, mask, "empty straightened mask")
+    if check:
+        ratio = float(np.count_nonzero(out_m)) / area
+        if not area_range[0] <= ratio <= area_range[1]:
+            return _unchanged(grey, mask, f"straightened area ratio {ratio:.2f}")
+        rows = np.flatnonzero(out_m.any(axis=1))
+        out_len = float(rows[-1] - rows[0] + 1) * step
+        major = _major_axis_length(mask)
+        if out_len < min_length * major:
+            return _unchanged(
+                grey, mask, f"straightened length {out_len:.0f} < {min_length} x {major:.0f}"
+            )
     out_g = cv2.remap(grey, map_x, map_y, cv2.INTER_LINEAR, borderValue=bg)
     out_g[~out_m] = bg
     origin = line.copy()
