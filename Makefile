@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 CONFIG ?= config/config.yaml
+# GPUs present (0 without an NVIDIA driver): the cap on the `gpu` resource of the rules.
+GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
@@ -33,10 +35,10 @@ install-gpu: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[gpu,dev]'
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(GPUS) --configfile $(CONFIG)
 
 dry-run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --dry-run
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(GPUS) --configfile $(CONFIG) --dry-run
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

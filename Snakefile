@@ -23,6 +23,19 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/train.smk"
+
+
+onstart:
+    mlflow_start()
+
+
+onsuccess:
+    mlflow_end("FINISHED")
+
+
+onerror:
+    mlflow_end("FAILED")
 
 
 rule all:

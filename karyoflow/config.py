@@ -109,6 +109,7 @@ def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
             resolve_pre(pre.get("params") or {})
         except ValueError as exc:
             raise ConfigError(f"{source}: preprocess/params: {exc}") from None
+    _check_train(config, source)
     for name, entry in datasets.items():
         other = entry.get("split_with")
         if other is None:
@@ -142,3 +143,43 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         raise ConfigError(f"{path}: top level must be a mapping")
     config.update(overrides or {})
     return validate_config(config, source=str(path))
+
+
+def _check_train(config: Mapping[str, Any], source: str) -> None:
+    train = config.get("train") or {}
+    if not train.get("enabled", True) or not train.get("datasets"):
+        return
+    pre = config.get("preprocess") or {}
+    if not pre.get("enabled", True):
+        raise ConfigError(f"{source}: train: needs preprocess/enabled: true")
+    from karyoflow.preprocess.chain import resolve_params as resolve_pre
+    from karyoflow.train.trainer import resolve_train_params
+
+    sizes = resolve_pre(pre.get("params") or {})["sizes"]
+    for name in train["datasets"]:
+        if name not in config["datasets"]:
+            raise ConfigError(f"{source}: train/datasets: no dataset {name!r}")
+        kind = config["datasets"][name]["kind"]
+        if kind not in ("voc", "crops", "centromere_csv"):
+            raise ConfigError(
+                f"{source}: train/datasets: {name!r} ({kind}) has no chromosome crops"
+            )
+        chosen = pre.get("datasets")
+        if chosen is not None and name not in chosen:
+            raise ConfigError(f"{source}: train/datasets: {name!r} is not in preprocess/datasets")
+    try:
+        resolve_train_params(train.get("params"))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: train/params: {exc}") from None
+    settings = train.get("model_settings") or {}
+    for model in train.get("models", []):
+        size = (settings.get(model) or {}).get("size") or next(iter(sizes))
+        if size not in sizes:
+            raise ConfigError(
+                f"{source}: train/model_settings/{model}/size: {size!r} is not a preprocess "
+                f"size ({sorted(sizes)})"
+            )
+        try:
+            resolve_train_params(train.get("params"), (settings.get(model) or {}).get("params"))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: train/model_settings/{model}/params: {exc}") from None

@@ -1,0 +1,273 @@
+"""Model registry: build any classifier by name, optionally from a weights file.
+
+>>> sorted(MODELS)
+['hu2019', 'inception_v3', 'karyonet_fast', 'resnet18', 'resnet50', 'vgg16']
+>>> default_input_size("hu2019")
+(220, 100)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from karyoflow.models import inception as _inception
+from karyoflow.models import karyonet as _karyonet
+from karyoflow.models import resnet as _resnet
+from karyoflow.models import vgg as _vgg
+from karyoflow.models.hu2019 import DEFAULT_INPUT_SIZE as _HU_DEFAULT
+from karyoflow.models.hu2019 import MIN_INPUT_SIZE as _HU_MIN
+from karyoflow.models.hu2019 import hu2019 as _hu2019_fn
+
+__all__ = [
+    "MODELS",
+    "build_model",
+    "default_input_size",
+    "measure_throughput",
+    "min_input_size",
+    "model_options",
+]
+
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    "hu2019": _hu2019_fn,
+    "resnet18": _resnet.resnet18,
+    "resnet50": _resnet.resnet50,
+    "vgg16": _vgg.vgg16,
+    "inception_v3": _inception.inception_v3,
+    "karyonet_fast": _karyonet.karyonet_fast,
+}
+
+_DEFAULT_SIZES: dict[str, tuple[int, int]] = {
+    "hu2019": _HU_DEFAULT,
+    "resnet18": _resnet.DEFAULT_INPUT_SIZE,
+    "resnet50": _resnet.DEFAULT_INPUT_SIZE,
+    "vgg16": _vgg.DEFAULT_INPUT_SIZE,
+    "inception_v3": _inception.DEFAULT_INPUT_SIZE,
+    "karyonet_fast": _karyonet.DEFAULT_INPUT_SIZE,
+}
+
+_MIN_SIZES: dict[str, tuple[int, int]] = {
+    "hu2019": _HU_MIN,
+    "resnet18": _resnet.RESNET18_MIN_INPUT_SIZE,
+    "resnet50": _resnet.RESNET50_MIN_INPUT_SIZE,
+    "vgg16": _vgg.MIN_INPUT_SIZE,
+    "inception_v3": _inception.MIN_INPUT_SIZE,
+    "karyonet_fast": _karyonet.MIN_INPUT_SIZE,
+}
+
+
+def _check_name(name: str) -> Callable[..., keras.Model]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """The options of model ``name`` and their defaults.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+
+    Returns
+    -------
+    dict
+        Keyword-only parameter name -> default value.
+    """
+    fn = _check_name(name)
+    return {
+        p.name: p.default
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def default_input_size(name: str) -> tuple[int, int]:
+    """The ``(H, W)`` a model is meant to be trained at.
+
+    ``hu2019``: 220x100, the published size. ``inception_v3``: 150x75, because
+    ``keras.applications.InceptionV3`` rejects anything under 75x75 (its 'valid' stem and
+    reduction blocks shrink 75 to 1), and 150x75 keeps the 2:1 aspect of the others at the
+    smallest legal width. Everything else: 96x48.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+
+    Returns
+    -------
+    tuple of int
+        ``(H, W)``.
+    """
+    _check_name(name)
+    return _DEFAULT_SIZES[name]
+
+
+def min_input_size(name: str) -> tuple[int, int]:
+    """The smallest ``(H, W)`` model ``name`` accepts (without its ``resize_to`` option).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+
+    Returns
+    -------
+    tuple of int
+        ``(H, W)``.
+    """
+    _check_name(name)
+    return _MIN_SIZES[name]
+
+
+def build_model(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int = 24,
+    *,
+    options: Mapping[str, Any] | None = None,
+    weights: str | Path | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """Build model ``name`` from scratch, optionally loading a weights file.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+    input_shape : tuple of int
+        ``(H, W, 1)``; the model takes raw 0..255 grey values as float32.
+    num_classes : int, default 24
+        Number of classes.
+    options : mapping, optional
+        Keyword options of the model function (see :func:`model_options`).
+    weights : str or Path, optional
+        A ``.weights.h5`` file (from ``model.save_weights``) or a ``.keras`` file (from
+        ``model.save``) of the same architecture, options and input shape. Nothing is ever
+        downloaded.
+    seed : int, optional
+        Passed to ``keras.utils.set_random_seed`` before building, so the initial weights are
+        reproducible. Note that this seeds Python, NumPy and the backend globally.
+
+    Returns
+    -------
+    keras.Model
+        An uncompiled model whose output is a float32 softmax over ``num_classes``.
+
+    Raises
+    ------
+    ValueError
+        Unknown model name or option, a bad input shape, or a weights file that does not fit.
+    FileNotFoundError
+        ``weights`` does not exist.
+    """
+    fn = _check_name(name)
+    opts = dict(options or {})
+    known = model_options(name)
+    unknown = sorted(set(opts) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for model {name!r}; "
+            f"valid options: {', '.join(sorted(known))}"
+        )
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    model = fn(tuple(input_shape), num_classes, **opts)
+    if weights is not None:
+        _load_weights(model, Path(weights), name)
+    return model
+
+
+def _load_weights(model: keras.Model, path: Path, name: str) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if not (path.name.endswith(".weights.h5") or path.suffix == ".keras"):
+        raise ValueError(f"weights must be a '.weights.h5' or '.keras' file, got {path.name}")
+    try:
+        # Keras only *warns* when parts of a file do not match (those layers keep their fresh
+        # initial weights); treat that as an error, but let optimizer-state warnings through.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(str(path))
+        for warning in caught:
+            message = str(warning.message)
+            if "optimizer" not in message.lower() and (
+                "skipping" in message.lower() or "freshly-initialized" in message
+            ):
+                raise ValueError(message)
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    except Exception as exc:  # keras raises ValueError / KeyError / TypeError here
+        raise ValueError(
+            f"weights file {path} does not fit model {name!r} with input shape "
+            f"{tuple(model.input_shape[1:])} and {model.output_shape[-1]} classes (it must come "
+            f"from the same model, options, input shape and class count): {exc}"
+        ) from exc
+
+
+def measure_throughput(
+    model: keras.Model,
+    input_shape: tuple[int, int, int],
+    batch: int = 64,
+    steps: int = 10,
+    *,
+    warmup: int = 2,
+    threads: int | None = 2,
+) -> float:
+    """Training throughput in images per second (``train_on_batch`` on random data).
+
+    Compiles the model (Adam, sparse categorical cross-entropy) when it is not compiled yet,
+    runs ``warmup`` untimed steps (graph tracing), then times ``steps`` steps.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model; its output size gives the number of classes.
+    input_shape : tuple of int
+        ``(H, W, C)`` of one image.
+    batch : int, default 64
+        Batch size.
+    steps : int, default 10
+        Timed steps.
+    warmup : int, default 2
+        Untimed steps first.
+    threads : int or None, default 2
+        Intra-op threads for TensorFlow. It can only be set before TensorFlow has run
+        anything; if that is too late it is left as it is. ``None`` leaves it alone.
+
+    Returns
+    -------
+    float
+        Images per second.
+    """
+    if threads is not None and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with contextlib.suppress(RuntimeError):
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+    if not getattr(model, "compiled", False):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    classes = int(model.output_shape[-1])
+    x = rng.integers(0, 256, size=(batch, *input_shape)).astype("float32")
+    y = rng.integers(0, classes, size=(batch,)).astype("int32")
+    for _ in range(max(1, warmup)):
+        model.train_on_batch(x, y)
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return batch * steps / (time.perf_counter() - start)

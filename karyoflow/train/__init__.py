@@ -1,0 +1,1 @@
+"""Training: HDF5 -> tf.data, Keras fit with tracked options, devices, MLflow."""

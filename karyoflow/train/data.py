@@ -1,0 +1,212 @@
+"""Load preprocessed HDF5 splits and build deterministic ``tf.data`` pipelines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+__all__ = ["DEFAULT_ONLINE_AUGMENT", "SplitData", "class_weights", "load_split", "make_dataset"]
+
+#: On-the-fly augmentation applied to training batches (on top of the offline copies).
+DEFAULT_ONLINE_AUGMENT: dict[str, float] = {
+    "translate": 0.05,  # fraction of height/width
+    "brightness": 0.05,  # +- fraction of 255
+    "contrast": 0.1,  # +- fraction
+    "hflip": 0.5,  # probability
+}
+
+
+@dataclass
+class SplitData:
+    """One split of a preprocessed dataset, in memory."""
+
+    images: np.ndarray  # uint8 (N, H, W)
+    labels: np.ndarray  # int64 (N,)
+    cell_ids: np.ndarray  # str (N,)
+    instance_ids: np.ndarray  # str (N,)
+    augmented: np.ndarray  # uint8 (N,)
+    attrs: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def originals(self) -> SplitData:
+        """The split without offline-augmented copies (for evaluation)."""
+        keep = self.augmented == 0
+        return SplitData(
+            self.images[keep],
+            self.labels[keep],
+            self.cell_ids[keep],
+            self.instance_ids[keep],
+            self.augmented[keep],
+            self.attrs,
+        )
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
+
+
+def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
+    """Read one split from one or more HDF5 files (several datasets are concatenated).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        A file is missing, or files disagree on the image size.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    parts = []
+    for path in paths:
+        with h5py.File(path, "r") as h5:
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
+            parts.append(
+                SplitData(
+                    images=h5["images"][()],
+                    labels=h5["labels"][()].astype(np.int64),
+                    cell_ids=_strings(h5["cell_ids"][()]),
+                    instance_ids=_strings(h5["instance_ids"][()]),
+                    augmented=h5["augmented"][()].astype(np.uint8),
+                    attrs=attrs,
+                )
+            )
+    shapes = {p.images.shape[1:] for p in parts if len(p)}
+    if len(shapes) > 1:
+        raise ValueError(f"{list(map(str, paths))}: image sizes differ: {sorted(shapes)}")
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    h, w = next(iter(shapes)) if shapes else first.images.shape[1:]
+    return SplitData(
+        images=np.concatenate([p.images.reshape(-1, h, w) for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        cell_ids=np.concatenate([p.cell_ids for p in parts]),
+        instance_ids=np.concatenate([p.instance_ids for p in parts]),
+        augmented=np.concatenate([p.augmented for p in parts]),
+        attrs=first.attrs,
+    )
+
+
+def class_weights(labels: np.ndarray, num_classes: int = 24, mode: str = "balanced") -> dict:
+    """Per-class loss weights; ``balanced`` = n / (k * count), classes absent get 1.
+
+    Examples
+    --------
+    >>> w = class_weights(np.array([0, 0, 0, 1]), num_classes=3)
+    >>> round(w[0], 3), round(w[1], 3), w[2]
+    (0.667, 2.0, 1.0)
+    """
+    if mode == "none":
+        return {c: 1.0 for c in range(num_classes)}
+    if mode != "balanced":
+        raise ValueError(f"unknown class weight mode {mode!r} (balanced | none)")
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    present = counts > 0
+    k = int(present.sum())
+    out = {}
+    for c in range(num_classes):
+        out[c] = float(len(labels) / (k * counts[c])) if present[c] else 1.0
+    return out
+
+
+def make_dataset(
+    data: SplitData,
+    *,
+    batch_size: int,
+    seed: int,
+    training: bool,
+    num_classes: int = 24,
+    augment: Mapping[str, float] | None = None,
+    label_smoothing: float = 0.0,
+    mixup: float = 0.0,
+    sample_weights: Mapping[int, float] | None = None,
+):
+    """A ``tf.data.Dataset`` of ``(images float32 (B,H,W,1) in 0-255, one-hot labels)``.
+
+    Training pipelines shuffle (seeded, reshuffled each epoch deterministically), apply
+    on-the-fly augmentation drawn from one seeded ``tf.random.Generator`` (sequential,
+    so every epoch differs and every run repeats), and optionally mixup; evaluation
+    pipelines keep the order.
+    """
+    import tensorflow as tf
+
+    gen = tf.random.Generator.from_seed(seed) if training else None
+
+    n = len(data)
+    images = data.images[..., None]
+    onehot = np.eye(num_classes, dtype=np.float32)[data.labels]
+    if label_smoothing and training:
+        onehot = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
+    weights = None
+    if sample_weights is not None:
+        weights = np.array([sample_weights[int(c)] for c in data.labels], np.float32)
+    tensors = (images, onehot) if weights is None else (images, onehot, weights)
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    if training:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    params = {**DEFAULT_ONLINE_AUGMENT, **(augment or {})} if training else None
+    height, width = data.images.shape[1:3]
+
+    def prepare(image, *rest):
+        image = tf.cast(image, tf.float32)
+        if params is not None:
+            image = _augment(tf, image, gen, params, height, width)
+        return (image, *rest)
+
+    ds = ds.map(prepare, num_parallel_calls=1, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=False)
+    if training and mixup > 0:
+        ds = ds.map(lambda *batch: _mixup(tf, batch, gen, mixup), num_parallel_calls=1)
+    return ds.prefetch(2)
+
+
+def _augment(tf, image, gen, params, height, width):
+    rnd = gen.uniform([5], dtype=tf.float32)
+    if params["hflip"] > 0:
+        image = tf.cond(rnd[0] < params["hflip"], lambda: tf.reverse(image, [1]), lambda: image)
+    t = params["translate"]
+    if t > 0:
+        dy = tf.cast(tf.round((rnd[1] * 2 - 1) * t * height), tf.int32)
+        dx = tf.cast(tf.round((rnd[2] * 2 - 1) * t * width), tf.int32)
+        background = tf.reduce_max(image)
+        padded = tf.pad(
+            image - background,
+            [[height, height], [width, width], [0, 0]],
+        )
+        image = padded[height - dy : 2 * height - dy, width - dx : 2 * width - dx] + background
+    b = params["brightness"] * 255.0 * (rnd[3] * 2 - 1)
+    c = 1.0 + params["contrast"] * (rnd[4] * 2 - 1)
+    mean = tf.reduce_mean(image)
+    image = tf.clip_by_value((image - mean) * c + mean + b, 0.0, 255.0)
+    return image
+
+
+def _mixup(tf, batch, gen, alpha):
+    images, labels = batch[0], batch[1]
+    key = tf.cast(gen.uniform_full_int([2], dtype=tf.int64) % (2**31 - 1), tf.int32)
+    g1 = tf.random.stateless_gamma([1], seed=key, alpha=alpha)
+    g2 = tf.random.stateless_gamma([1], seed=key + 1, alpha=alpha)
+    lam = g1 / (g1 + g2)
+    perm = tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], seed=key + 2))
+    images = lam * images + (1 - lam) * tf.gather(images, perm)
+    labels = lam * labels + (1 - lam) * tf.gather(labels, perm)
+    return (images, labels, *batch[2:])
+
+
+def describe(data: SplitData) -> str:
+    """One line: images, originals, classes present."""
+    return json.dumps(
+        {
+            "images": len(data),
+            "originals": int((data.augmented == 0).sum()),
+            "classes": len(np.unique(data.labels)),
+            "cells": len(np.unique(data.cell_ids)),
+        }
+    )

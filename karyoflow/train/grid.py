@@ -1,0 +1,58 @@
+"""Grid-search summary: one table row per training job, the best point per model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["best_points", "grid_table"]
+
+
+def grid_table(metric_files: Sequence[str | Path]) -> pd.DataFrame:
+    """Read ``results/train/<dataset>/<model>/<point>/metrics.json`` files into a table."""
+    rows = []
+    for path in metric_files:
+        path = Path(path)
+        metrics = json.loads(path.read_text())
+        point = path.parent.name
+        optimizer, _, lr = point.partition("-lr")
+        rows.append(
+            {
+                "model": path.parent.parent.name,
+                "point": point,
+                "optimizer": optimizer,
+                "learning_rate": float(lr),
+                **{k: v for k, v in metrics.items() if not isinstance(v, dict | list)},
+            }
+        )
+    df = pd.DataFrame(rows)
+    return df.sort_values(["model", "optimizer", "learning_rate"]).reset_index(drop=True)
+
+
+def best_points(table: pd.DataFrame, select_by: str = "val_accuracy") -> dict[str, Any]:
+    """Best grid point per model and overall (ties: first in table order).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"model": ["a", "a", "b"], "point": ["p", "q", "p"],
+    ...                   "val_accuracy": [0.5, 0.7, 0.6]})
+    >>> best_points(t)["per_model"]
+    {'a': 'q', 'b': 'p'}
+    """
+    ascending = select_by.endswith("loss")
+    ranked = table.sort_values(select_by, ascending=ascending, kind="stable")
+    per_model = {m: g.iloc[0]["point"] for m, g in ranked.groupby("model", sort=True)}
+    top = ranked.iloc[0]
+    return {
+        "select_by": select_by,
+        "per_model": {k: str(v) for k, v in per_model.items()},
+        "best": {
+            "model": str(top["model"]),
+            "point": str(top["point"]),
+            select_by: float(top[select_by]),
+        },
+    }

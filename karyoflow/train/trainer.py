@@ -1,0 +1,294 @@
+"""Compile and fit a classifier with the configured options; predict probabilities."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from karyoflow.train.data import DEFAULT_ONLINE_AUGMENT, SplitData, class_weights, make_dataset
+
+__all__ = [
+    "DEFAULT_TRAIN",
+    "TrainResult",
+    "make_optimizer",
+    "make_schedule",
+    "predict_proba",
+    "resolve_train_params",
+    "train_model",
+]
+
+#: Training options (``train.params`` in the config; per-model overrides allowed).
+DEFAULT_TRAIN: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 64,
+    "optimizer": "adamw",  # adam | adamw | sgd | rmsprop
+    "learning_rate": 0.003,
+    "weight_decay": 0.0001,
+    "momentum": 0.9,  # sgd / rmsprop
+    "schedule": "cosine",  # constant | step | cosine | onecycle
+    "warmup_epochs": 1,  # cosine: linear warm-up
+    "step_every": 10,  # step: multiply by step_factor every k epochs
+    "step_factor": 0.1,
+    "early_stopping_patience": 5,  # 0: off
+    "monitor": "val_accuracy",
+    "class_weights": "balanced",  # balanced | none
+    "label_smoothing": 0.1,
+    "mixup": 0.0,  # Beta(alpha, alpha); 0: off
+    "online_augment": dict(DEFAULT_ONLINE_AUGMENT),
+    "threads": 0,  # intra-op CPU threads, 0: all
+}
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+
+
+def resolve_train_params(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge option layers over :data:`DEFAULT_TRAIN`; unknown keys raise ValueError."""
+    out = copy.deepcopy(DEFAULT_TRAIN)
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if key not in out:
+                raise ValueError(f"unknown training option {key!r}")
+            if key == "online_augment":
+                unknown = set(value) - set(DEFAULT_ONLINE_AUGMENT)
+                if unknown:
+                    raise ValueError(f"unknown online_augment option {sorted(unknown)[0]!r}")
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = copy.deepcopy(value)
+    if out["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"optimizer {out['optimizer']!r}: choose from {list(OPTIMIZERS)}")
+    if out["schedule"] not in SCHEDULES:
+        raise ValueError(f"schedule {out['schedule']!r}: choose from {list(SCHEDULES)}")
+    if int(out["epochs"]) < 1 or int(out["batch_size"]) < 1 or float(out["learning_rate"]) <= 0:
+        raise ValueError("epochs, batch_size and learning_rate must be positive")
+    return out
+
+
+def make_schedule(params: Mapping[str, Any], steps_per_epoch: int):
+    """Learning-rate schedule (a Keras schedule, or the float for ``constant``)."""
+    import keras
+
+    lr = float(params["learning_rate"])
+    total = max(1, int(params["epochs"]) * steps_per_epoch)
+    kind = params["schedule"]
+    if kind == "constant":
+        return lr
+    if kind == "step":
+        every = max(1, int(params["step_every"])) * steps_per_epoch
+        return keras.optimizers.schedules.ExponentialDecay(
+            lr, decay_steps=every, decay_rate=float(params["step_factor"]), staircase=True
+        )
+    if kind == "cosine":
+        warm = min(total - 1, int(params["warmup_epochs"]) * steps_per_epoch)
+        return keras.optimizers.schedules.CosineDecay(
+            lr / 10 if warm else lr,
+            decay_steps=total - warm,
+            alpha=0.01,
+            warmup_target=lr if warm else None,
+            warmup_steps=warm,
+        )
+    # onecycle: linear up for 30 %, cosine down to lr/1000
+    return _OneCycle(lr, total)
+
+
+def _one_cycle_class():
+    import keras
+
+    class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, peak: float, total: int):
+            self.peak = peak
+            self.total = total
+
+        def __call__(self, step):
+            from keras import ops
+
+            step = ops.cast(step, "float32")
+            up = 0.3 * self.total
+            rise = self.peak / 25 + (self.peak - self.peak / 25) * step / up
+            frac = ops.clip((step - up) / (self.total - up), 0.0, 1.0)
+            fall = self.peak / 1000 + (self.peak - self.peak / 1000) * 0.5 * (
+                1 + ops.cos(math.pi * frac)
+            )
+            return ops.where(step < up, rise, fall)
+
+        def get_config(self):
+            return {"peak": self.peak, "total": self.total}
+
+    return OneCycle
+
+
+def _OneCycle(peak: float, total: int):
+    return _one_cycle_class()(peak, total)
+
+
+def make_optimizer(params: Mapping[str, Any], steps_per_epoch: int):
+    """Keras optimizer for ``params`` with its learning-rate schedule."""
+    import keras
+
+    schedule = make_schedule(params, steps_per_epoch)
+    name = params["optimizer"]
+    wd = float(params["weight_decay"]) or None
+    if name == "adam":
+        return keras.optimizers.Adam(schedule)
+    if name == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=wd or 0.0)
+    if name == "sgd":
+        return keras.optimizers.SGD(
+            schedule, momentum=float(params["momentum"]), nesterov=True, weight_decay=wd
+        )
+    return keras.optimizers.RMSprop(schedule, momentum=0.0, weight_decay=wd)
+
+
+@dataclass
+class TrainResult:
+    """History (per-epoch metrics), best epoch and timing of a fit."""
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    seconds: float
+    train_images: int
+    epochs_run: int
+    images_per_second: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.images_per_second = self.train_images * self.epochs_run / max(self.seconds, 1e-9)
+
+
+def train_model(
+    model,
+    train: SplitData,
+    val: SplitData,
+    params: Mapping[str, Any],
+    seed: int,
+    *,
+    num_classes: int = 24,
+    callbacks: Sequence[Any] = (),
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Compile and fit ``model``; the best weights (by ``monitor``) are restored.
+
+    Raises
+    ------
+    ValueError
+        Empty training split.
+    """
+    import keras
+
+    if len(train) == 0:
+        raise ValueError("the training split is empty")
+    batch = int(params["batch_size"])
+    steps = math.ceil(len(train) / batch)
+    weights = class_weights(train.labels, num_classes, params["class_weights"])
+    use_weights = params["class_weights"] != "none"
+    train_ds = make_dataset(
+        train,
+        batch_size=batch,
+        seed=seed,
+        training=True,
+        num_classes=num_classes,
+        augment=params["online_augment"],
+        label_smoothing=float(params["label_smoothing"]),
+        mixup=float(params["mixup"]),
+        sample_weights=weights if use_weights else None,
+    )
+    has_val = len(val) > 0
+    val_ds = make_dataset(val, batch_size=256, seed=seed, training=False) if has_val else None
+    monitor = params["monitor"] if has_val else params["monitor"].replace("val_", "")
+    model.compile(
+        optimizer=make_optimizer(params, steps),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    cbs = list(callbacks)
+    patience = int(params["early_stopping_patience"])
+    mode = "min" if "loss" in monitor else "max"
+    if patience > 0:
+        cbs.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
+            )
+        )
+    else:
+        cbs.append(_BestWeights(monitor, mode))
+    cbs.append(_EpochLog(log, int(params["epochs"])))
+    start = time.perf_counter()
+    hist = model.fit(
+        train_ds, validation_data=val_ds, epochs=int(params["epochs"]), callbacks=cbs, verbose=0
+    )
+    seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    scores = history.get(monitor, [0.0])
+    best = int(np.argmin(scores) if mode == "min" else np.argmax(scores))
+    return TrainResult(history, best, seconds, len(train), len(scores))
+
+
+def predict_proba(model, data: SplitData, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, classes) for a split, in its order."""
+    if len(data) == 0:
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    ds = make_dataset(data, batch_size=batch_size, seed=0, training=False)
+    return np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0), dtype=np.float32)
+
+
+def _keras_callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class _BestWeights:
+    """Restore the best epoch's weights at the end (when early stopping is off)."""
+
+    def __new__(cls, monitor: str, mode: str):
+        base = _keras_callback_base()
+
+        class BestWeights(base):
+            def __init__(self):
+                super().__init__()
+                self.best = None
+                self.weights = None
+
+            def on_epoch_end(self, epoch, logs=None):
+                value = (logs or {}).get(monitor)
+                if value is None:
+                    return
+                better = self.best is None or (
+                    value < self.best if mode == "min" else value > self.best
+                )
+                if better:
+                    self.best = value
+                    self.weights = self.model.get_weights()
+
+            def on_train_end(self, logs=None):
+                if self.weights is not None:
+                    self.model.set_weights(self.weights)
+
+        return BestWeights()
+
+
+class _EpochLog:
+    """One progress line per epoch."""
+
+    def __new__(cls, log: Callable[[str], None], epochs: int):
+        base = _keras_callback_base()
+
+        class EpochLog(base):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                parts = " ".join(
+                    f"{k}={v:.4f}" for k, v in sorted(logs.items()) if k != "learning_rate"
+                )
+                took = time.perf_counter() - self.start
+                log(f"[train] epoch {epoch + 1}/{epochs} {parts} ({took:.1f}s)")
+
+        return EpochLog()
