@@ -164,6 +164,29 @@ def _bench_preprocess_scaling() -> dict[str, Any]:
     }
 
 
+def _bench_train(model_name: str, batch: int, steps: int) -> Callable[[], dict[str, Any]]:
+    """Training throughput of one architecture at its default input size (CPU)."""
+
+    def run() -> dict[str, Any]:
+        from karyoflow.train import devices
+
+        devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
+        from karyoflow.models.registry import build_model, default_input_size, measure_throughput
+
+        h, w = default_input_size(model_name)
+        model = build_model(model_name, (h, w, 1), 24, seed=0)
+        ips = measure_throughput(model, (h, w, 1), batch=batch, steps=steps, threads=None)
+        return {
+            "model": model_name,
+            "input": f"{h}x{w}",
+            "parameters": int(model.count_params()),
+            "batch": batch,
+            "images_per_s": round(ips, 1),
+        }
+
+    return run
+
+
 #: case name -> function returning the measured fields.
 CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "synth_default": _bench_synth,
@@ -172,6 +195,12 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_pampaj7": _bench_ingest("pampaj7_tiff.yaml", "pampaj7"),
     "preprocess_taichung_chain": _bench_preprocess_chain,
     "preprocess_taichung_scaling": _bench_preprocess_scaling,
+    "train_karyonet_fast": _bench_train("karyonet_fast", 64, 20),
+    "train_hu2019": _bench_train("hu2019", 16, 4),
+    "train_resnet18": _bench_train("resnet18", 32, 4),
+    "train_resnet50": _bench_train("resnet50", 16, 4),
+    "train_vgg16": _bench_train("vgg16", 16, 4),
+    "train_inception_v3": _bench_train("inception_v3", 16, 4),
 }
 
 

@@ -107,6 +107,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, cwd=PROJECT_ROOT, env=os.environ.copy())
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from karyoflow.config import load_config
+    from karyoflow.train.tracking import resolve_tracking_uri
+
+    config = load_config(args.config)
+    results = Path(args.results)
+    uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], results)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise SystemExit(f"karyoflow: {uri}: no MLflow store yet (run the workflow first)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(args.port)]
+    if uri.startswith("sqlite:"):
+        cmd += ["--default-artifact-root", (results / "mlflow" / "artifacts").resolve().as_uri()]
+    print("+", " ".join(cmd), file=sys.stderr)
+    print(f"MLflow dashboard: http://{args.host}:{args.port}", file=sys.stderr)
+    return subprocess.call(cmd)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``karyoflow`` command."""
     parser = argparse.ArgumentParser(
@@ -137,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("labels", help="print the canonical label table")
     p.set_defaults(func=_cmd_labels)
+
+    p = sub.add_parser("ui", help="open the MLflow dashboard on the project's store")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--results", default="results", help="results folder of the run")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=_cmd_ui)
 
     p = sub.add_parser("run", help="run the Snakemake workflow in the project folder")
     p.add_argument("--cores", default="2")

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from karyoflow.preprocess._stats import median, median_abs_deviation
+
 __all__ = [
     "apply_mask",
     "chromosome_mask",
@@ -220,9 +222,9 @@ def refine_threshold(
     outside = g[~near]
     if outside.size < 8 or not fg.any():
         return fg
-    bg = float(np.median(outside))
-    noise = 1.4826 * float(np.median(np.abs(outside - bg)))
-    fg_level = float(np.median(g[fg]))
+    bg = median(outside)
+    noise = 1.4826 * median_abs_deviation(outside, bg)
+    fg_level = median(g[fg])
     weak = g < bg - max(4.0 * noise, 0.1 * (bg - fg_level), 3.0)
     weak |= fg
     _, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
@@ -288,8 +290,8 @@ def bridge_fragments(
     outside = g[~near]
     if outside.size < 8:
         return m
-    bg = float(np.median(outside))
-    noise = 1.4826 * float(np.median(np.abs(outside - bg)))
+    bg = median(outside)
+    noise = 1.4826 * median_abs_deviation(outside, bg)
     weak = g < bg - max(2.0 * noise, 2.0)
     m8 = m.astype(np.uint8)
     out = m
@@ -443,4 +445,4 @@ def background_level(grey: np.ndarray, mask: np.ndarray) -> int:
     outside = np.asarray(grey)[~np.asarray(mask, bool)]
     if outside.size == 0:
         return 255
-    return int(np.rint(np.median(outside)))
+    return int(np.rint(median(outside)))

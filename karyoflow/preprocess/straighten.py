@@ -15,6 +15,8 @@ points (a known centromere, say) to the output.
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,8 +24,6 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.ndimage import gaussian_filter1d
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
 from skimage.morphology import skeletonize
 
 from karyoflow.preprocess.mask import background_level
@@ -82,8 +82,33 @@ def _unchanged(grey: np.ndarray, mask: np.ndarray, reason: str) -> StraightenRes
 _OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))  # (dy, dx): each undirected pair once
 
 
+def _sweep(nbrs: list[list[tuple[int, float]]], source: int) -> tuple[list[float], list[int]]:
+    """Single-source shortest paths on a small skeleton graph (Dijkstra with a heap)."""
+    n = len(nbrs)
+    dist = [math.inf] * n
+    pred = [-1] * n
+    dist[source] = 0.0
+    heap = [(0.0, source)]
+    while heap:
+        d, u = heapq.heappop(heap)
+        if d > dist[u]:
+            continue
+        for v, w in nbrs[u]:
+            nd = d + w
+            if nd < dist[v]:
+                dist[v] = nd
+                pred[v] = u
+                heapq.heappush(heap, (nd, v))
+    return dist, pred
+
+
 def _longest_path(skel: np.ndarray) -> np.ndarray:
-    """Longest geodesic path through a skeleton, ``(K, 2)`` ``x, y`` float (double sweep)."""
+    """Longest geodesic path through a skeleton, ``(K, 2)`` ``x, y`` float.
+
+    Double sweep: the farthest node from a tip (or, for loops, from the best-connected
+    node) is one end; the farthest node from it is the other. Skeletons have a few
+    hundred pixels, so a heap-based Dijkstra in Python beats building a sparse matrix.
+    """
     ys, xs = np.nonzero(skel)
     n = ys.size
     if n == 0:
@@ -93,27 +118,26 @@ def _longest_path(skel: np.ndarray) -> np.ndarray:
     h, w = skel.shape
     index = np.full((h + 2, w + 2), -1, np.int64)
     index[ys + 1, xs + 1] = np.arange(n)
-    rows, cols, wts = [], [], []
+    nbrs: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for dy, dx in _OFFSETS:
         nb = index[ys + 1 + dy, xs + 1 + dx]
-        ok = nb >= 0
-        rows.append(np.flatnonzero(ok))
-        cols.append(nb[ok])
-        wts.append(np.full(int(ok.sum()), np.hypot(dy, dx)))
-    r, c, wt = np.concatenate(rows), np.concatenate(cols), np.concatenate(wts)
-    graph = coo_matrix((wt, (r, c)), shape=(n, n)).tocsr()
-    deg = np.bincount(r, minlength=n) + np.bincount(c, minlength=n)
+        ok = np.flatnonzero(nb >= 0)
+        weight = math.hypot(dy, dx)
+        for a, b in zip(ok.tolist(), nb[ok].tolist(), strict=True):
+            nbrs[a].append((b, weight))
+            nbrs[b].append((a, weight))
+    deg = np.fromiter((len(x) for x in nbrs), np.int64, n)
     ends = np.flatnonzero(deg == 1)
-    if ends.size < 2 or ends.size > 12:  # loops or a bushy skeleton: double sweep
-        d0 = dijkstra(graph, directed=False, indices=int(np.argmax(deg)))
-        ends = np.array([int(np.argmax(np.where(np.isfinite(d0), d0, -1)))])
-    dist, preds = dijkstra(graph, directed=False, indices=ends, return_predecessors=True)
-    dist = np.where(np.isfinite(dist), dist, -1.0)
-    i, b = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    a, pred, b = int(ends[i]), preds[i], int(b)
+    start = int(ends[0]) if ends.size else int(np.argmax(deg))
+    dist, _ = _sweep(nbrs, start)
+    finite = [d if d < math.inf else -1.0 for d in dist]
+    a = int(np.argmax(finite))
+    dist, pred = _sweep(nbrs, a)
+    finite = [d if d < math.inf else -1.0 for d in dist]
+    b = int(np.argmax(finite))
     path = [b]
-    while path[-1] != a and pred[path[-1]] >= 0:  # walks the path (O(length)), not pixels
-        path.append(int(pred[path[-1]]))
+    while path[-1] != a and pred[path[-1]] >= 0:
+        path.append(pred[path[-1]])
     p = np.asarray(path[::-1])
     return np.stack([xs[p], ys[p]], axis=1).astype(np.float64)
 

@@ -21,7 +21,7 @@ def run(*args, cwd=None):
 def test_help_lists_subcommands():
     proc = run("--help")
     assert proc.returncode == 0
-    for sub in ("synth", "ingest", "check-config", "labels", "run"):
+    for sub in ("synth", "ingest", "check-config", "labels", "run", "ui"):
         assert sub in proc.stdout
 
 
@@ -93,3 +93,9 @@ def test_ingest_missing_dataset_one_line(tmp_path):
         proc.stderr.strip().splitlines()[-1]
         == f"karyoflow: {tmp_path / 'nope'}: dataset 'x' not found"
     )
+
+
+def test_ui_without_store_is_a_clear_error(tmp_path):
+    proc = run("ui", "--results", str(tmp_path / "results"))
+    assert proc.returncode == 1
+    assert "no MLflow store yet" in proc.stderr

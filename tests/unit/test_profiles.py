@@ -1,0 +1,70 @@
+"""GPU tagging and the cluster profiles, as dry runs (no cluster needed)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def _dry(repo, tmp_path, *args):
+    cmd = [SNAKEMAKE, "--dry-run", "--directory", str(tmp_path), "--configfile"]
+    cmd += [str(repo / "config" / "gpu.yaml"), *args]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout + proc.stderr
+
+
+def _train_resources(text):
+    blocks = re.findall(r"rule train:\n(.*?)\n\n", text, flags=re.S)
+    assert blocks, "no train jobs in the dry run"
+    return [re.search(r"resources: (.*)", b).group(1) for b in blocks]
+
+
+def test_default_profile_caps_gpu_at_zero(repo, tmp_path):
+    resources = _train_resources(_dry(repo, tmp_path, "--cores", "2"))
+    assert len(resources) == 36  # 6 models x 2 optimizers x 3 learning rates
+    assert all("gpu=0" in r and "gpu_manufacturer=nvidia" in r for r in resources)
+
+
+def test_gpu_granted_when_present(repo, tmp_path):
+    resources = _train_resources(_dry(repo, tmp_path, "--cores", "2", "--resources", "gpu=1"))
+    assert all("gpu=1" in r for r in resources)
+
+
+def test_cpu_config_has_no_gpu_tag(repo, tmp_path):
+    cmd = [SNAKEMAKE, "--dry-run", "--directory", str(tmp_path), "--cores", "2"]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    blocks = re.findall(r"rule train:\n(.*?)\n\n", proc.stdout, flags=re.S)
+    assert blocks  # the default config trains karyonet_fast on CPU
+    assert all("gpu" not in block for block in blocks)
+
+
+@pytest.mark.slow
+def test_slurm_profile_dry_run(repo, tmp_path):
+    text = _dry(repo, tmp_path, "--workflow-profile", str(repo / "profiles" / "slurm"))
+    resources = _train_resources(text)
+    assert all("slurm_partition=gpu" in r and "gpu=1" in r for r in resources)
+
+
+@pytest.mark.slow
+def test_kubernetes_profile_dry_run(repo, tmp_path):
+    store = tmp_path / "store"
+    text = _dry(
+        repo,
+        tmp_path,
+        "--workflow-profile",
+        str(repo / "profiles" / "kubernetes"),
+        "--default-storage-provider",
+        "fs",
+        "--default-storage-prefix",
+        str(store),
+    )
+    resources = _train_resources(text)
+    assert all("gpu=1" in r and "gpu_manufacturer=nvidia" in r for r in resources)
