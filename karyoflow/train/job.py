@@ -185,9 +185,19 @@ def run_training(
     return metrics
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # strict JSON has no NaN (e.g. no validation split)
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def _write_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(_finite_or_none(data), indent=2, sort_keys=True) + "\n")
 
 
 def _placeholder_png(path: str | Path, text: str) -> None:
