@@ -102,7 +102,10 @@ def _taichung_manifest(tmp: Path) -> tuple[dict[str, Any], Path] | None:
 
 
 def _bench_preprocess_chain() -> dict[str, Any]:
-    """The whole chain in one process (one core) over every Taichung box."""
+    """The whole chain in one process on one core (OpenCV limited to 1 thread)."""
+    import cv2
+
+    cv2.setNumThreads(1)
     from karyoflow.manifest import read_manifest
     from karyoflow.preprocess.chain import preprocess_rows, resolve_params
     from karyoflow.preprocess.sharding import eligible_rows, select_shard

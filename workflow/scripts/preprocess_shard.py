@@ -12,6 +12,9 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 
 
 def main(log):
+    import cv2
+
+    cv2.setNumThreads(sm.threads)  # the rule's thread budget, no oversubscription
     params = resolve_params(sm.params.steps)
     shard, n_shards = int(sm.wildcards.shard), int(sm.params.n_shards)
     rows = select_shard(eligible_rows(read_manifest(sm.input.manifest)), shard, n_shards)
