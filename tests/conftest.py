@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,3 +14,46 @@ REPO = Path(__file__).resolve().parents[1]
 def repo() -> Path:
     """The repository root."""
     return REPO
+
+
+#: Debian's Chromium (``apt-get install chromium``; ``.ci/run`` installs it).
+CHROMIUM = Path(os.environ.get("KARYOFLOW_CHROMIUM", "/usr/bin/chromium"))
+#: Flags for a closed network: no background connections, no sandbox as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser_page():
+    """A Playwright page in headless Debian Chromium (nothing is downloaded).
+
+    Playwright gives the browser a fresh temporary profile.
+
+    Skipped when Chromium is absent, except under ``CI=true`` where that is a failure.
+    """
+    if not CHROMIUM.exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            yield page
+        finally:
+            browser.close()
