@@ -70,9 +70,14 @@ def warp_to_box(
     """
     bg = background_level(grey, mask) if background is None else int(background)
     mat = np.asarray(matrix, np.float64).copy()
-    ys, xs = np.nonzero(mask)
-    # corners of every mask pixel, so that nothing is cut at any angle
-    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    # Corners of every mask pixel, so that nothing is cut at any angle. An affine map's
+    # extremes over the pixels are reached at the vertices of their convex hull, so only
+    # those are transformed (the same box as with every pixel, at a fraction of the cost).
+    found = cv2.findNonZero(np.asarray(mask, np.uint8))
+    if found is None:
+        pts = np.zeros((0, 2), np.float64)
+    else:
+        pts = cv2.convexHull(found).reshape(-1, 2).astype(np.float64)
     corners = pts[:, None, :] + np.array([[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]])
     tp = transform_points(mat, corners.reshape(-1, 2))
     lo = np.floor(tp.min(axis=0)) - pad

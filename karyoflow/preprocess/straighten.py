@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 from scipy.ndimage import gaussian_filter1d
 from skimage.morphology import skeletonize
 
-from karyoflow.preprocess.mask import background_level
+from karyoflow.preprocess.mask import background_level, fill_holes
 from karyoflow.preprocess.orient import orient_vertical, transform_points
 
 __all__ = [
@@ -128,10 +127,14 @@ def _longest_path(skel: np.ndarray) -> np.ndarray:
             nbrs[b].append((a, weight))
     deg = np.fromiter((len(x) for x in nbrs), np.int64, n)
     ends = np.flatnonzero(deg == 1)
-    start = int(ends[0]) if ends.size else int(np.argmax(deg))
-    dist, _ = _sweep(nbrs, start)
-    finite = [d if d < math.inf else -1.0 for d in dist]
-    a = int(np.argmax(finite))
+    if ends.size == 2 and int(deg.max()) <= 2:
+        # an unbranched line: the farthest node from one tip is the other tip
+        a = int(ends[1])
+    else:
+        start = int(ends[0]) if ends.size else int(np.argmax(deg))
+        dist, _ = _sweep(nbrs, start)
+        finite = [d if d < math.inf else -1.0 for d in dist]
+        a = int(np.argmax(finite))
     dist, pred = _sweep(nbrs, a)
     finite = [d if d < math.inf else -1.0 for d in dist]
     b = int(np.argmax(finite))
@@ -363,13 +366,14 @@ def straighten_medial_axis(
     map_x = (line[:, None, 0] + offs[None, :] * normal[:, None, 0]).astype(np.float32)
     map_y = (line[:, None, 1] + offs[None, :] * normal[:, None, 1]).astype(np.float32)
     out_m = cv2.remap(mask.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderValue=0) >= 0.5
-    lab, n = ndi.label(out_m)
+    n, lab = cv2.connectedComponents(out_m.astype(np.uint8), connectivity=4)
+    n -= 1  # label 0 is the background
     if n > 1:
         centre = lab[:, hw]
         counts = np.bincount(centre[centre > 0], minlength=n + 1)
         if counts.any():
             out_m = lab == int(np.argmax(counts))
-    out_m = ndi.binary_fill_holes(out_m)
+    out_m = fill_holes(out_m)
     if not out_m.any():
         return _unchanged(grey, mask, "empty straightened mask")
     if check:

@@ -242,3 +242,15 @@ def test_augment_nan_point_stays_nan() -> None:
 def test_augment_unknown_parameter() -> None:
     with pytest.raises(ValueError, match="shear"):
         augment(chromosome(), np.random.default_rng(0), {"shear": 3}, background=225)
+
+
+def test_fill_holes_matches_scipy_on_random_masks():
+    from scipy import ndimage as ndi
+
+    from karyoflow.preprocess.mask import fill_holes
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (3, 7), (40, 30), (64, 64)]:
+        for density in (0.3, 0.6, 0.8):
+            m = rng.random(shape) < density
+            assert np.array_equal(fill_holes(m), ndi.binary_fill_holes(m))
