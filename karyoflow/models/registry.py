@@ -34,6 +34,8 @@ __all__ = [
     "measure_throughput",
     "min_input_size",
     "model_options",
+    "uses_size_input",
+    "with_size_input",
 ]
 
 MODELS: dict[str, Callable[..., keras.Model]] = {
@@ -141,6 +143,7 @@ def build_model(
     options: Mapping[str, Any] | None = None,
     weights: str | Path | None = None,
     seed: int | None = None,
+    size_features: int = 0,
 ) -> keras.Model:
     """Build model ``name`` from scratch, optionally loading a weights file.
 
@@ -161,6 +164,10 @@ def build_model(
     seed : int, optional
         Passed to ``keras.utils.set_random_seed`` before building, so the initial weights are
         reproducible. Note that this seeds Python, NumPy and the backend globally.
+    size_features : int, default 0
+        When > 0, a second input of that many per-chromosome size features is joined
+        to the image features before the classifier (:func:`with_size_input`); a
+        ``weights`` file must then come from such a model.
 
     Returns
     -------
@@ -186,9 +193,57 @@ def build_model(
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     model = fn(tuple(input_shape), num_classes, **opts)
+    if int(size_features) > 0:
+        model = with_size_input(model, int(size_features))
     if weights is not None:
         _load_weights(model, Path(weights), name)
     return model
+
+
+def with_size_input(model: keras.Model, n_features: int = 2, hidden: int = 16) -> keras.Model:
+    """Give a classifier a second input of per-chromosome size features.
+
+    The image features entering the model's ``logits`` layer are concatenated with a
+    small ReLU embedding of the size features (``Dense(hidden)``), followed by new
+    logits and a float32 softmax. Relative length and area are what fitting every crop
+    to one input size takes away (:mod:`karyoflow.train.features`).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier of this registry (with a ``logits`` Dense layer).
+    n_features : int, default 2
+        Width of the size input.
+    hidden : int, default 16
+        Units of the size embedding.
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``[images (B, H, W, 1), sizes (B, n_features)]``, same output.
+
+    Examples
+    --------
+    >>> m = with_size_input(build_model("karyonet_fast", (64, 32, 1), 24))
+    >>> [tuple(t.shape) for t in m.inputs], tuple(m.output.shape)
+    ([(None, 64, 32, 1), (None, 2)], (None, 24))
+    """
+    try:
+        logits = model.get_layer("logits")
+    except ValueError as exc:
+        raise ValueError(f"model {model.name!r} has no 'logits' layer to extend") from exc
+    num_classes = int(logits.units)
+    sizes = keras.Input((int(n_features),), name="sizes")
+    s = keras.layers.Dense(int(hidden), activation="relu", name="size_embedding")(sizes)
+    x = keras.layers.Concatenate(name="image_and_size")([logits.input, s])
+    x = keras.layers.Dense(num_classes, name="logits_with_size")(x)
+    out = keras.layers.Activation("softmax", dtype="float32", name="probs_with_size")(x)
+    return keras.Model([model.inputs[0], sizes], out, name=model.name)
+
+
+def uses_size_input(model: keras.Model) -> bool:
+    """True for models built with ``size_features`` (two inputs)."""
+    return len(model.inputs) == 2
 
 
 def _load_weights(model: keras.Model, path: Path, name: str) -> None:

@@ -174,6 +174,11 @@ class InstanceResult:
     estimated_centromere_y: float = math.nan
     #: background grey level of the final images (fill for padding and augmentation)
     background: int = 255
+    #: chromosome length (rows of the final, vertical mask) and area in source pixels,
+    #: before resizing: the size information that fitting every crop to one output
+    #: size removes (see :func:`karyoflow.train.features.relative_size_features`)
+    length_px: float = math.nan
+    area_px: float = math.nan
 
 
 def _row_box(row: Mapping[str, Any], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -286,6 +291,8 @@ def _run(grey: np.ndarray, row: Mapping[str, Any], p: dict[str, Any]) -> Instanc
             res.status = "empty mask after straightening"
             return res
         res.estimated_centromere_y = _estimated_fraction(m, est_y)
+        res.length_px = float(np.count_nonzero(m.any(axis=1)))
+        res.area_px = float(np.count_nonzero(m))
         bg = int(bg_fill) if bg_fill is not None else _mask.background_level(img, m)
         # Tight crop around the chromosome, so it fills the output.
         ys, xs = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
@@ -295,6 +302,8 @@ def _run(grey: np.ndarray, row: Mapping[str, Any], p: dict[str, Any]) -> Instanc
         pt = pt - np.array([tight[0] - pad, tight[1] - pad], dtype=np.float64)
     else:
         bg = int(background_level(img))
+        res.length_px = float(max(box[3] - box[1], box[2] - box[0]))
+        res.area_px = float((box[3] - box[1]) * (box[2] - box[0]))
     res.stages["straightened"] = img
     res.background = bg
     for name, (height, width) in p["sizes"].items():
@@ -329,6 +338,8 @@ class ShardData:
     straightened: np.ndarray  # uint8 0/1
     flipped: np.ndarray  # uint8 0/1
     estimated_centromere_y: np.ndarray  # float32, fraction of length (NaN unknown)
+    length_px: np.ndarray  # float32, chromosome length in source pixels
+    area_px: np.ndarray  # float32, mask area in source pixels
     #: (instance_id, source, reason)
     rejects: list[tuple[str, str, str]] = field(default_factory=list)
     #: QC samples: {"label_index", "instance_id", "dataset", "stages": {name: array}}
@@ -345,6 +356,8 @@ class ShardData:
         "straightened",
         "flipped",
         "estimated_centromere_y",
+        "length_px",
+        "area_px",
     )
 
     def __len__(self) -> int:
@@ -389,6 +402,8 @@ class ShardData:
             straightened=col("straightened", np.uint8),
             flipped=col("flipped", np.uint8),
             estimated_centromere_y=col("estimated_centromere_y", np.float32),
+            length_px=col("length_px", np.float32),
+            area_px=col("area_px", np.float32),
             rejects=list(rejects),
             qc=list(qc or []),
         )
@@ -505,6 +520,8 @@ def preprocess_rows(
             "straightened": int(res.straightened),
             "flipped": int(res.flipped),
             "estimated_centromere_y": res.estimated_centromere_y,
+            "length_px": res.length_px,
+            "area_px": res.area_px,
         }
         entries.append({**base, "augmented": 0, "images": res.images, "centromere": res.centromere})
         label = base["label_index"]

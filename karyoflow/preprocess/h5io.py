@@ -22,6 +22,8 @@ dataset                           dtype, shape               meaning
 ``augmented``                     uint8 (N,)                 0 original, k copy index
 ``straightened``, ``flipped``     uint8 (N,)                 0/1
 ``estimated_centromere_y``        float32 (N,)               from the mask, 0 = top
+``length_px``, ``area_px``        float32 (N,)               size in source px (resize
+                                                             removes it)
 ================================  =========================  ==========================
 
 Attributes: ``params`` (JSON of every step's parameters), ``seed``, ``size`` (name),
@@ -49,7 +51,7 @@ from karyoflow.preprocess.chain import ShardData
 __all__ = ["FORMAT", "LIBVER", "merge_shards", "read_shard", "write_shard"]
 
 #: Format tag stored in every file's ``format`` attribute.
-FORMAT = "karyoflow-preprocess/1"
+FORMAT = "karyoflow-preprocess/2"
 #: HDF5 library format bounds (pinned for byte-identical files).
 LIBVER = ("v110", "v110")
 #: gzip level of the image datasets.
@@ -265,10 +267,7 @@ def merge_shards(
                 _put(h5, "centromere", all_cents[idx].astype(np.float32).reshape(-1, 2))
                 for key in ("augmented", "straightened", "flipped"):
                     _put(h5, key, meta[key][idx].astype(np.uint8))
-                _put(
-                    h5,
-                    "estimated_centromere_y",
-                    meta["estimated_centromere_y"][idx].astype(np.float32),
-                )
+                for key in ("estimated_centromere_y", "length_px", "area_px"):
+                    _put(h5, key, meta[key][idx].astype(np.float32))
             out[(size, split)] = path
     return out

@@ -11,6 +11,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from karyoflow.train.features import relative_size_features
+
 __all__ = ["DEFAULT_ONLINE_AUGMENT", "SplitData", "class_weights", "load_split", "make_dataset"]
 
 #: On-the-fly augmentation applied to training batches (on top of the offline copies).
@@ -32,6 +34,9 @@ class SplitData:
     instance_ids: np.ndarray  # str (N,)
     augmented: np.ndarray  # uint8 (N,)
     attrs: dict[str, Any]
+    #: (N, 2) float32 relative size (:func:`karyoflow.train.features.relative_size_features`);
+    #: zeros for files written before sizes were recorded
+    size_features: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -46,6 +51,7 @@ class SplitData:
             self.instance_ids[keep],
             self.augmented[keep],
             self.attrs,
+            None if self.size_features is None else self.size_features[keep],
         )
 
 
@@ -67,14 +73,24 @@ def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
     for path in paths:
         with h5py.File(path, "r") as h5:
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
+            cell_ids = _strings(h5["cell_ids"][()])
+            augmented = h5["augmented"][()].astype(np.uint8)
+            if "length_px" in h5 and "area_px" in h5:
+                # cells are split as a whole, so each file holds every chromosome of a cell
+                sizes = relative_size_features(
+                    h5["length_px"][()], h5["area_px"][()], cell_ids, reference=augmented == 0
+                )
+            else:
+                sizes = np.zeros((len(cell_ids), 2), np.float32)
             parts.append(
                 SplitData(
                     images=h5["images"][()],
                     labels=h5["labels"][()].astype(np.int64),
-                    cell_ids=_strings(h5["cell_ids"][()]),
+                    cell_ids=cell_ids,
                     instance_ids=_strings(h5["instance_ids"][()]),
-                    augmented=h5["augmented"][()].astype(np.uint8),
+                    augmented=augmented,
                     attrs=attrs,
+                    size_features=sizes,
                 )
             )
     shapes = {p.images.shape[1:] for p in parts if len(p)}
@@ -91,7 +107,14 @@ def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
         instance_ids=np.concatenate([p.instance_ids for p in parts]),
         augmented=np.concatenate([p.augmented for p in parts]),
         attrs=first.attrs,
+        size_features=np.concatenate([_sizes(p) for p in parts]),
     )
+
+
+def _sizes(data: SplitData) -> np.ndarray:
+    if data.size_features is None:
+        return np.zeros((len(data), 2), np.float32)
+    return data.size_features
 
 
 def class_weights(labels: np.ndarray, num_classes: int = 24, mode: str = "balanced") -> dict:
@@ -127,8 +150,12 @@ def make_dataset(
     label_smoothing: float = 0.0,
     mixup: float = 0.0,
     sample_weights: Mapping[int, float] | None = None,
+    size_features: bool = False,
 ):
     """A ``tf.data.Dataset`` of ``(images float32 (B,H,W,1) in 0-255, one-hot labels)``.
+
+    With ``size_features`` the inputs are ``(images, sizes (B, 2))`` for a model with
+    two inputs (:func:`karyoflow.models.registry.with_size_input`).
 
     Training pipelines shuffle (seeded, reshuffled each epoch deterministically), apply
     on-the-fly augmentation drawn from one seeded ``tf.random.Generator`` (sequential,
@@ -147,18 +174,22 @@ def make_dataset(
     weights = None
     if sample_weights is not None:
         weights = np.array([sample_weights[int(c)] for c in data.labels], np.float32)
-    tensors = (images, onehot) if weights is None else (images, onehot, weights)
+    inputs: Any = images
+    if size_features:
+        inputs = (images, _sizes(data).astype(np.float32))
+    tensors = (inputs, onehot) if weights is None else (inputs, onehot, weights)
     ds = tf.data.Dataset.from_tensor_slices(tensors)
     if training:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     params = {**DEFAULT_ONLINE_AUGMENT, **(augment or {})} if training else None
     height, width = data.images.shape[1:3]
 
-    def prepare(images, *rest):
+    def prepare(inputs, *rest):
+        images = inputs[0] if size_features else inputs
         images = tf.cast(images, tf.float32)
         if params is not None:
             images = _augment_batch(tf, images, gen, params, height, width)
-        return (images, *rest)
+        return ((images, inputs[1]) if size_features else images, *rest)
 
     # Batch first, then augment whole batches with vectorised ops (much faster on CPU
     # than per-image maps).
@@ -198,7 +229,8 @@ def _augment_batch(tf, images, gen, params, height, width):
 
 
 def _mixup(tf, batch, gen, alpha):
-    images, labels = batch[0], batch[1]
+    inputs, labels = batch[0], batch[1]
+    images = inputs[0] if isinstance(inputs, tuple) else inputs
     key = tf.cast(gen.uniform_full_int([2], dtype=tf.int64) % (2**31 - 1), tf.int32)
     g1 = tf.random.stateless_gamma([1], seed=key, alpha=alpha)
     g2 = tf.random.stateless_gamma([1], seed=key + 1, alpha=alpha)
@@ -206,6 +238,9 @@ def _mixup(tf, batch, gen, alpha):
     perm = tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], seed=key + 2))
     images = lam * images + (1 - lam) * tf.gather(images, perm)
     labels = lam * labels + (1 - lam) * tf.gather(labels, perm)
+    if isinstance(inputs, tuple):
+        sizes = lam * inputs[1] + (1 - lam) * tf.gather(inputs[1], perm)
+        return ((images, sizes), labels, *batch[2:])
     return (images, labels, *batch[2:])
 
 

@@ -42,6 +42,7 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "mixup": 0.0,  # Beta(alpha, alpha); 0: off
     "online_augment": dict(DEFAULT_ONLINE_AUGMENT),
     "threads": 0,  # intra-op CPU threads, 0: all
+    "size_features": False,  # relative length/area as a second model input
 }
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -197,9 +198,16 @@ def train_model(
         label_smoothing=float(params["label_smoothing"]),
         mixup=float(params["mixup"]),
         sample_weights=weights if use_weights else None,
+        size_features=_two_inputs(model),
     )
     has_val = len(val) > 0
-    val_ds = make_dataset(val, batch_size=256, seed=seed, training=False) if has_val else None
+    val_ds = (
+        make_dataset(
+            val, batch_size=256, seed=seed, training=False, size_features=_two_inputs(model)
+        )
+        if has_val
+        else None
+    )
     monitor = params["monitor"] if has_val else params["monitor"].replace("val_", "")
     model.compile(
         optimizer=make_optimizer(params, steps),
@@ -233,8 +241,17 @@ def predict_proba(model, data: SplitData, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, classes) for a split, in its order."""
     if len(data) == 0:
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
-    ds = make_dataset(data, batch_size=batch_size, seed=0, training=False)
-    return np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0), dtype=np.float32)
+    ds = make_dataset(
+        data, batch_size=batch_size, seed=0, training=False, size_features=_two_inputs(model)
+    )
+    # a 1-tuple: Keras would read a bare (images, sizes) pair as (inputs, targets)
+    inputs = ds.map(lambda x, y: (x,))
+    return np.asarray(model.predict(inputs, verbose=0), dtype=np.float32)
+
+
+def _two_inputs(model) -> bool:
+    """Models built with ``size_features`` take ``(images, sizes)``."""
+    return len(model.inputs) == 2
 
 
 def _keras_callback_base():

@@ -199,3 +199,60 @@ def test_schedules_and_optimizers():
 def test_load_split_concatenates(tiny):
     a = load_split([tiny / "data" / "train.h5", tiny / "data" / "val.h5"])
     assert len(a) == 24 * 8 and a.images.shape[1:] == (H, W)
+
+
+def _add_sizes(path: Path) -> np.ndarray:
+    """Give a split file sizes that grow with the label (as chromosome 1 > 22)."""
+    with h5py.File(path, "a") as h5:
+        labels = h5["labels"][()].astype(float)
+        length = 100.0 - 3.0 * labels
+        h5["length_px"] = length.astype(np.float32)
+        h5["area_px"] = (length * 12.0).astype(np.float32)
+    return length
+
+
+def test_size_features_from_split_files(tmp_path):
+    from karyoflow.train.data import make_dataset
+
+    path = tmp_path / "train.h5"
+    _write_split(path, 2, 0)
+    plain = load_split(path)
+    assert plain.size_features is not None and not plain.size_features.any()
+    length = _add_sizes(path)
+    data = load_split(path)
+    cell0 = data.cell_ids == data.cell_ids[0]
+    expected = np.log(length[cell0] / np.median(length[cell0]))
+    np.testing.assert_allclose(data.size_features[cell0, 0], expected, rtol=1e-5)
+    np.testing.assert_allclose(data.size_features[:, 1], data.size_features[:, 0], atol=1e-5)
+    ds = make_dataset(data, batch_size=8, seed=0, training=False, size_features=True)
+    (images, sizes), onehot = next(iter(ds))
+    assert tuple(images.shape) == (8, H, W, 1) and tuple(sizes.shape) == (8, 2)
+    np.testing.assert_allclose(sizes.numpy(), data.size_features[:8])
+    assert onehot.numpy().argmax(1).tolist() == data.labels[:8].tolist()
+    # training batches (shuffled, augmented, mixed) keep images and sizes paired
+    ds = make_dataset(data, batch_size=48, seed=1, training=True, mixup=0.2, size_features=True)
+    (images, sizes), onehot = next(iter(ds))
+    assert tuple(sizes.shape) == (48, 2) and np.isfinite(sizes.numpy()).all()
+
+
+def test_size_feature_job_builds_two_input_model(tmp_path):
+    import keras
+
+    from karyoflow.train.evaluation import run_evaluation  # noqa: F401  (import check)
+    from karyoflow.train.trainer import predict_proba
+
+    for split, n, seed in (("train", 4, 1), ("val", 1, 2)):
+        _write_split(tmp_path / "data" / f"{split}.h5", n, seed)
+        _add_sizes(tmp_path / "data" / f"{split}.h5")
+    write_manifest(manifest_frame([]), tmp_path / "manifest.parquet")
+    params = resolve_train_params({"epochs": 1, "batch_size": 32, "threads": 1})
+    params["size_features"] = True
+    outputs = _outputs(tmp_path, "sized")
+    metrics = run_training(
+        _job(tmp_path, params=params, log_models=False), outputs, log=lambda _m: None
+    )
+    model = keras.models.load_model(outputs["model"])
+    assert len(model.inputs) == 2 and metrics["epochs_run"] == 1
+    proba = predict_proba(model, load_split(tmp_path / "data" / "val.h5"))
+    assert proba.shape == (24, 24)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-4)
