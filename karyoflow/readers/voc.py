@@ -38,6 +38,7 @@ from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
+import numpy as np
 from defusedxml import DefusedXmlException
 
 from karyoflow.imageio import IMAGE_EXTENSIONS
@@ -52,7 +53,7 @@ from karyoflow.readers._common import (
 )
 from karyoflow.records import ReadResult, Reject, normalise_record
 
-__all__ = ["read_truth_csv", "read_voc", "truth_from_counts"]
+__all__ = ["read_truth_csv", "read_voc", "read_voc_boxes", "truth_from_counts"]
 
 _INT = re.compile(r"^[+-]?\d+(?:\.0*)?$")
 _SPLITS = ("train", "val", "test")
@@ -573,3 +574,42 @@ def _read_one(
         if "centromere" in extra:
             record["centromere_x"], record["centromere_y"] = extra["centromere"]
         result.records.append(normalise_record(record))
+
+
+def read_voc_boxes(
+    path: str | Path,
+    image_size: tuple[int, int] | None = None,
+    *,
+    box_tolerance: int = 2,
+    max_bytes: int = 10_000_000,
+) -> np.ndarray:
+    """Boxes ``(N, 4)`` ``x0, y0, x1, y1`` of one Pascal VOC file, strictly.
+
+    The same safe parsing and box checks as :func:`read_voc`, for a single file given
+    with an image (``karyoflow predict``). ``image_size`` ``(width, height)`` replaces
+    the file's ``<size>`` when given.
+
+    Raises
+    ------
+    ValueError
+        ``"<file>: <reason>"`` for malformed or hostile XML, a missing size or a box
+        outside the image.
+    """
+    path = Path(path)
+    root = _parse_xml(path, int(max_bytes))
+    if isinstance(root, str):
+        raise ValueError(f"{path}: {root}")
+    if image_size is not None:
+        w, h = (int(v) for v in image_size)
+    else:
+        size = root.find("size")
+        w, h = _int(_text(size, "width")), _int(_text(size, "height"))  # type: ignore[assignment]
+        if not w or not h:
+            raise ValueError(f"{path}: missing or bad <size> (give the image)")
+    boxes = []
+    for i, obj in enumerate(root.findall("object")):
+        box = _box(obj, w, h, int(box_tolerance))
+        if isinstance(box, str):
+            raise ValueError(f"{path}: object {i}: {box}")
+        boxes.append(box)
+    return np.asarray(boxes, np.int64).reshape(-1, 4)

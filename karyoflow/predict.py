@@ -1,0 +1,652 @@
+"""From a metaphase image (or chromosome crops) to a karyogram and an ISCN count.
+
+:func:`predict_cell` runs, for one image::
+
+    boxes (given, from a VOC file, or detected: karyoflow.detect)
+      -> preprocessing chain per box (the training chain, karyoflow.preprocess)
+      -> classifier (+ relative size in the cell when the model takes it)
+      -> karyotype-level decoding (Hungarian, karyoflow.evaluate.karyotype)
+      -> ISCN summary, flags, karyogram (karyoflow.karyogram), overlay
+
+:func:`write_prediction` writes ``karyogram.png``, ``overlay.png``,
+``chromosomes.csv`` and ``summary.json`` for a cell; :func:`load_classifier` takes a
+``.keras`` path, an MLflow model URI (``runs:/...``, ``models:/name/3``) or
+``champion`` (the registry alias of ``karyoflow-classification``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from karyoflow.fileutil import atomic_path
+from karyoflow.labels import LABELS
+
+__all__ = [
+    "CellPrediction",
+    "Classifier",
+    "default_model",
+    "load_classifier",
+    "predict_cell",
+    "predict_crops",
+    "predict_manifest_cells",
+    "predict_paths",
+    "run_predict_cells",
+    "write_prediction",
+]
+
+#: The registered model whose ``champion`` alias ``load_classifier("champion")`` loads.
+REGISTERED_MODEL = "karyoflow-classification"
+#: Below this probability of its final label a chromosome is flagged uncertain.
+DEFAULT_MIN_PROBABILITY = 0.5
+
+
+@dataclass
+class Classifier:
+    """A loaded classification model and how to feed it."""
+
+    model: Any
+    height: int
+    width: int
+    size_features: bool
+    source: str
+
+    def predict(self, images: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities ``(N, 24)`` for uint8 images ``(N, H, W)``."""
+        x = np.asarray(images, np.float32)[..., None]
+        if len(x) == 0:
+            return np.zeros((0, len(LABELS)), np.float32)
+        feed: Any = x
+        if self.size_features:
+            s = np.zeros((len(x), 2), np.float32) if sizes is None else sizes
+            feed = [x, np.asarray(s, np.float32)]
+        return np.asarray(self.model.predict(feed, verbose=0, batch_size=256), np.float32)
+
+
+def default_model(results: str | Path = "results") -> Path:
+    """The best classifier of the newest grid summary under ``results/train``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No trained model yet (run the workflow, or give ``--model``).
+    """
+    found = sorted(
+        Path(results).glob("train/*/best.json"), key=lambda p: (p.stat().st_mtime, str(p))
+    )
+    if not found:
+        raise FileNotFoundError(
+            f"{Path(results) / 'train'}: no trained model (run the workflow or give --model)"
+        )
+    best = json.loads(found[-1].read_text())["best"]
+    path = found[-1].parent / best["model"] / best["point"] / "model.keras"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file listed in {found[-1]} is missing")
+    return path
+
+
+def load_classifier(source: str | Path, *, tracking_uri: str | None = None) -> Classifier:
+    """Load a classifier from a ``.keras`` file, an MLflow model URI or ``champion``.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that does not exist.
+    ValueError
+        A model that is not a 24-class classifier of this project.
+    """
+    text = str(source)
+    if text == "champion":
+        text = f"models:/{REGISTERED_MODEL}@champion"
+    if ":/" in text and not Path(text).exists():
+        import mlflow
+        import mlflow.keras
+
+        if tracking_uri:
+            mlflow.set_tracking_uri(tracking_uri)
+        model = mlflow.keras.load_model(text)
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: model file not found")
+        import keras
+
+        model = keras.models.load_model(path)
+    shape = model.inputs[0].shape
+    if len(shape) != 4 or int(model.output_shape[-1]) != len(LABELS):
+        raise ValueError(f"{text}: not a {len(LABELS)}-class chromosome classifier")
+    return Classifier(model, int(shape[1]), int(shape[2]), len(model.inputs) == 2, text)
+
+
+@dataclass
+class CellPrediction:
+    """Everything predicted for one cell (one image)."""
+
+    source: str
+    boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 in the image
+    labels: list[str]  # final (decoded) class of each chromosome
+    probability: np.ndarray  # (N,) probability of the final class
+    argmax_labels: list[str]  # before decoding
+    top2: list[str]  # runner-up class
+    centromere_y: np.ndarray  # (N,) estimated centromere, fraction of length from the top
+    length_px: np.ndarray  # (N,)
+    iscn: str
+    count: int
+    sex: str
+    flags: list[str]
+    rejected: list[tuple[int, str]]  # (box index, reason) of boxes the chain rejected
+    timings: dict[str, float]
+    karyogram: np.ndarray = field(repr=False)
+    overlay: np.ndarray = field(repr=False)
+
+    def table(self) -> pd.DataFrame:
+        """One row per chromosome: box, classes, probability, flags."""
+        flags = []
+        for i, lab in enumerate(self.labels):
+            f = []
+            if self.probability[i] < DEFAULT_MIN_PROBABILITY:
+                f.append("uncertain")
+            if lab != self.argmax_labels[i]:
+                f.append("reassigned")
+            flags.append(";".join(f))
+        return pd.DataFrame(
+            {
+                "index": np.arange(len(self.labels)),
+                "x0": self.boxes[:, 0] if len(self.boxes) else [],
+                "y0": self.boxes[:, 1] if len(self.boxes) else [],
+                "x1": self.boxes[:, 2] if len(self.boxes) else [],
+                "y1": self.boxes[:, 3] if len(self.boxes) else [],
+                "label": self.labels,
+                "probability": np.round(self.probability, 4),
+                "argmax_label": self.argmax_labels,
+                "second_label": self.top2,
+                "centromere_fraction": np.round(self.centromere_y, 3),
+                "length_px": self.length_px,
+                "flags": flags,
+            }
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary (ISCN, count, flags, timings)."""
+        return {
+            "source": self.source,
+            "iscn": self.iscn,
+            "count": self.count,
+            "sex": self.sex,
+            "abnormal": self.iscn not in ("46,XX", "46,XY"),
+            "flags": self.flags,
+            "uncertain": int((self.probability < DEFAULT_MIN_PROBABILITY).sum()),
+            "reassigned": int(
+                sum(a != b for a, b in zip(self.labels, self.argmax_labels, strict=True))
+            ),
+            "rejected_boxes": [{"index": i, "reason": r} for i, r in self.rejected],
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+def _overlay(
+    grey: np.ndarray, boxes: np.ndarray, labels: Sequence[str], flagged: Sequence[bool]
+) -> np.ndarray:
+    rgb = cv2.cvtColor(np.asarray(grey, np.uint8), cv2.COLOR_GRAY2RGB)
+    thick = max(1, round(max(grey.shape) / 600))
+    scale = max(0.4, max(grey.shape) / 1600)
+    for (x0, y0, x1, y1), lab, bad in zip(boxes.tolist(), labels, flagged, strict=True):
+        colour = (220, 40, 40) if bad else (30, 150, 60)
+        cv2.rectangle(rgb, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), colour, thick)
+        cv2.putText(
+            rgb,
+            lab,
+            (int(x0), max(int(y0) - 3, 10)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            colour,
+            thick,
+            cv2.LINE_AA,
+        )
+    return rgb
+
+
+def _whiten(img: np.ndarray, background: int) -> np.ndarray:
+    """Stretch grey levels so that the background becomes white (display only)."""
+    scale = 255.0 / max(int(background), 1)
+    return np.clip(np.asarray(img, np.float32) * scale, 0, 255).astype(np.uint8)
+
+
+def predict_cell(
+    image: np.ndarray,
+    classifier: Classifier,
+    *,
+    boxes: np.ndarray | None = None,
+    preprocess: Mapping[str, Any] | None = None,
+    detect: Mapping[str, Any] | None = None,
+    decode: bool = True,
+    extra_copy_penalty: float | None = None,
+    min_probability: float = DEFAULT_MIN_PROBABILITY,
+    source: str = "",
+) -> CellPrediction:
+    """Find, classify and count the chromosomes of one metaphase image.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Grey or colour metaphase (any depth; converted as in preprocessing).
+    classifier : Classifier
+        From :func:`load_classifier`.
+    boxes : numpy.ndarray, optional
+        ``(N, 4)`` chromosome boxes ``x0, y0, x1, y1``; detected when not given.
+    preprocess : mapping, optional
+        Preprocessing parameters (``preprocess.params`` of the config the model was
+        trained with); the output size is taken from the model, augmentation is off.
+    detect : mapping, optional
+        Detection parameters (``detect.params``) when boxes are not given.
+    decode : bool
+        Karyotype-level decoding (two of each autosome, XX/XY, confident extra copies
+        survive); off: the per-chromosome argmax.
+
+    Returns
+    -------
+    CellPrediction
+    """
+    from karyoflow.evaluate.karyotype import decode_cell
+    from karyoflow.karyogram import KaryogramItem, render_karyogram
+    from karyoflow.preprocess.chain import _run, resolve_params
+    from karyoflow.preprocess.intensity import to_grey
+    from karyoflow.synth.metaphase import iscn_karyotype
+    from karyoflow.train.features import relative_size_features
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    grey = to_grey(np.asarray(image))
+    if boxes is None:
+        from karyoflow.detect.pipeline import resolve_params as detect_params
+        from karyoflow.detect.segment import detect_chromosomes
+
+        found = detect_chromosomes(grey, **detect_params(detect)["detector"])
+        boxes = np.asarray(found.boxes, np.int64).reshape(-1, 4)
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    timings["detect"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    params = resolve_params(
+        {**dict(preprocess or {}), "sizes": {"model": [classifier.height, classifier.width]}}
+    )
+    kept, images, stages, cen, length, area, rejected = [], [], [], [], [], [], []
+    backgrounds = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        row = {"kind": "metaphase", "x0": x0, "y0": y0, "x1": x1, "y1": y1}
+        res = _run(grey, row, params)
+        if res.status != "ok":
+            rejected.append((i, res.status))
+            continue
+        kept.append(i)
+        images.append(res.images["model"])
+        stages.append(res.stages.get("straightened", res.images["model"]))
+        backgrounds.append(res.background)
+        cen.append(res.estimated_centromere_y)
+        length.append(res.length_px)
+        area.append(res.area_px)
+    timings["preprocess"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    n = len(kept)
+    imgs = np.stack(images) if n else np.zeros((0, classifier.height, classifier.width), np.uint8)
+    sizes = relative_size_features(np.array(length), np.array(area), np.zeros(n, int))
+    proba = classifier.predict(imgs, sizes)
+    timings["classify"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    argmax = proba.argmax(1) if n else np.zeros(0, int)
+    sex = ""
+    if decode and n:
+        dec = decode_cell(proba, extra_copy_penalty=extra_copy_penalty)
+        final, sex = np.asarray(dec.labels), dec.sex
+    else:
+        final = argmax
+    prob = proba[np.arange(n), final] if n else np.zeros(0)
+    top2 = np.argsort(-proba, axis=1)[:, 1] if n else np.zeros(0, int)
+    labels = [LABELS[int(k)] for k in final]
+    iscn = iscn_karyotype(labels) if n else "0"
+    flags = []
+    if n != 46:
+        flags.append(f"{n} chromosomes (46 expected)")
+    if rejected:
+        flags.append(f"{len(rejected)} boxes rejected by preprocessing")
+    uncertain = int((prob < min_probability).sum())
+    if uncertain:
+        flags.append(f"{uncertain} uncertain (p < {min_probability:g})")
+    if iscn not in ("46,XX", "46,XY"):
+        flags.append(f"abnormal: {iscn}")
+    items = [
+        KaryogramItem(
+            _whiten(stages[j], backgrounds[j]),
+            labels[j],
+            float(prob[j]),
+            float(cen[j]) * stages[j].shape[0] if math.isfinite(cen[j]) else math.nan,
+            bool(prob[j] < min_probability or final[j] != argmax[j]),
+        )
+        for j in range(n)
+    ]
+    title = f"{iscn}   ({n} chromosomes{', flagged' if uncertain else ''})"
+    karyogram = render_karyogram(items, title=title)
+    kept_boxes = boxes[kept] if n else np.zeros((0, 4), np.int64)
+    overlay = _overlay(grey, kept_boxes, labels, [it.flagged for it in items])
+    timings["decode_and_render"] = time.perf_counter() - t0
+    return CellPrediction(
+        source=source,
+        boxes=kept_boxes,
+        labels=labels,
+        probability=np.asarray(prob, np.float64),
+        argmax_labels=[LABELS[int(k)] for k in argmax],
+        top2=[LABELS[int(k)] for k in top2],
+        centromere_y=np.asarray(cen, np.float64),
+        length_px=np.asarray(length, np.float64),
+        iscn=iscn,
+        count=n,
+        sex=sex,
+        flags=flags,
+        rejected=rejected,
+        timings=timings,
+        karyogram=karyogram,
+        overlay=overlay,
+    )
+
+
+def predict_crops(
+    crops: Sequence[np.ndarray],
+    classifier: Classifier,
+    *,
+    preprocess: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Classify single-chromosome crops (no decoding: they need not form a cell).
+
+    Returns one row per crop: ``label``, ``probability``, ``second_label``, ``status``.
+    Size features are relative to the given crops' median, so give the crops of one
+    cell together.
+    """
+    from karyoflow.preprocess.chain import _run, resolve_params
+    from karyoflow.preprocess.intensity import to_grey
+    from karyoflow.train.features import relative_size_features
+
+    params = resolve_params(
+        {**dict(preprocess or {}), "sizes": {"model": [classifier.height, classifier.width]}}
+    )
+    rows, images, length, area = [], [], [], []
+    for crop in crops:
+        grey = to_grey(np.asarray(crop))
+        res = _run(grey, {"kind": "crop"}, params)
+        rows.append(res.status)
+        if res.status == "ok":
+            images.append(res.images["model"])
+            length.append(res.length_px)
+            area.append(res.area_px)
+    n = len(images)
+    imgs = np.stack(images) if n else np.zeros((0, classifier.height, classifier.width), np.uint8)
+    proba = classifier.predict(
+        imgs, relative_size_features(np.array(length), np.array(area), np.zeros(n, int))
+    )
+    out, j = [], 0
+    for status in rows:
+        if status != "ok":
+            out.append({"label": "", "probability": math.nan, "second_label": "", "status": status})
+            continue
+        order = np.argsort(-proba[j])
+        out.append(
+            {
+                "label": LABELS[int(order[0])],
+                "probability": round(float(proba[j, order[0]]), 4),
+                "second_label": LABELS[int(order[1])],
+                "status": "ok",
+            }
+        )
+        j += 1
+    return pd.DataFrame(out)
+
+
+def write_prediction(pred: CellPrediction, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``karyogram.png``, ``overlay.png``, ``chromosomes.csv``, ``summary.json``.
+
+    Each file is written through a temporary name (nothing half-written is left).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "karyogram": out / "karyogram.png",
+        "overlay": out / "overlay.png",
+        "table": out / "chromosomes.csv",
+        "summary": out / "summary.json",
+    }
+    for key in ("karyogram", "overlay"):
+        img = getattr(pred, key)
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))
+        if not ok:
+            raise OSError(f"{paths[key]}: PNG encoding failed")
+        with atomic_path(paths[key]) as tmp:
+            tmp.write_bytes(buf.tobytes())
+    with atomic_path(paths["table"]) as tmp:
+        pred.table().to_csv(tmp, index=False)
+    with atomic_path(paths["summary"]) as tmp:
+        tmp.write_text(json.dumps(pred.summary(), indent=2) + "\n")
+    return paths
+
+
+def read_boxes(xml_path: str | Path) -> np.ndarray:
+    """Chromosome boxes ``(N, 4)`` of one Pascal VOC file (strict: a bad file raises).
+
+    Raises
+    ------
+    ValueError
+        ``"<file>: <reason>"`` for malformed or hostile XML, or a bad box.
+    """
+    from karyoflow.readers.voc import read_voc_boxes
+
+    return read_voc_boxes(xml_path)
+
+
+def predict_manifest_cells(
+    manifest: pd.DataFrame,
+    classifier: Classifier,
+    out_dir: str | Path,
+    *,
+    split: str | None = "test",
+    boxes: str = "manifest",
+    preprocess: Mapping[str, Any] | None = None,
+    detect: Mapping[str, Any] | None = None,
+    decode: bool = True,
+    summary: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Predict every metaphase (cell) of a manifest split into ``out_dir/<cell>/``.
+
+    ``boxes="manifest"`` uses the annotated boxes, ``"detect"`` the detector (the
+    unannotated case). The summary table (also ``out_dir/summary.csv``) compares each
+    cell's ISCN with its truth where the manifest has one (``cell_truth``); it is
+    written to ``summary`` (default ``out_dir/summary.csv``).
+    """
+    from karyoflow.evaluate.karyotype import compare_karyotype
+    from karyoflow.preprocess.chain import load_source
+
+    if boxes not in ("manifest", "detect"):
+        raise ValueError(f"boxes must be 'manifest' or 'detect', not {boxes!r}")
+    rows = manifest[manifest["kind"] == "metaphase"]
+    if split is not None:
+        rows = rows[rows["split"] == split]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    cells = sorted(rows["cell_id"].astype(str).unique())
+    for k, cell in enumerate(cells, start=1):
+        part = rows[rows["cell_id"].astype(str) == cell]
+        source = str(part["source"].iloc[0])
+        truth = part["cell_truth"].iloc[0] if "cell_truth" in part else None
+        truth = None if truth is None or (isinstance(truth, float) and math.isnan(truth)) else truth
+        given = part[["x0", "y0", "x1", "y1"]].to_numpy(np.int64) if boxes == "manifest" else None
+        pred = predict_cell(
+            load_source(source),
+            classifier,
+            boxes=given,
+            preprocess=preprocess,
+            detect=detect,
+            decode=decode,
+            source=source,
+        )
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cell)
+        write_prediction(pred, out / safe)
+        match = compare_karyotype(pred.iscn, truth) if truth else None
+        records.append(
+            {
+                "cell_id": cell,
+                "source": source,
+                "boxes": boxes,
+                "annotated": len(part),
+                "count": pred.count,
+                "iscn": pred.iscn,
+                "truth": truth or "",
+                "matches_truth": "" if match is None else bool(match),
+                "flags": "; ".join(pred.flags),
+                "seconds": round(sum(pred.timings.values()), 3),
+                "folder": safe,
+            }
+        )
+        log(f"[predict {k}/{len(cells)}] {cell}: {pred.iscn} (truth {truth or '-'})")
+    table = pd.DataFrame(records)
+    if len(table):
+        known = table[table["matches_truth"] != ""]
+        if len(known):
+            share = float(known["matches_truth"].astype(bool).mean())
+            log(f"[predict] ISCN agrees with the truth for {share:.1%} of {len(known)} cells")
+    with atomic_path(Path(summary) if summary else out / "summary.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def run_predict_cells(
+    best_json: str | Path,
+    manifest: str | Path,
+    out_dir: str | Path,
+    summary: str | Path,
+    *,
+    settings: Mapping[str, Any],
+    preprocess: Mapping[str, Any] | None,
+    detect: Mapping[str, Any] | None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Rule ``predict_cells``: the dataset's best model on every cell of a split."""
+    from karyoflow.manifest import read_manifest
+
+    best = json.loads(Path(best_json).read_text())["best"]
+    model_path = Path(best_json).parent / best["model"] / best["point"] / "model.keras"
+    classifier = load_classifier(model_path)
+    log(f"[predict] model {model_path} ({best['model']} {best['point']})")
+    return predict_manifest_cells(
+        read_manifest(manifest),
+        classifier,
+        out_dir,
+        split=settings.get("split", "test"),
+        boxes=settings.get("boxes", "manifest"),
+        preprocess=preprocess,
+        detect=detect,
+        decode=bool(settings.get("decode", True)),
+        summary=summary,
+        log=log,
+    )
+
+
+def _expand(inputs: Sequence[str | Path]) -> list[Path]:
+    from karyoflow.imageio import IMAGE_EXTENSIONS
+
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.is_file()
+                    and p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS
+                    and not p.name.startswith(".")
+                )
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such image or folder")
+    if not files:
+        raise ValueError(f"no images found in {', '.join(map(str, inputs))}")
+    return files
+
+
+def predict_paths(
+    inputs: Sequence[str | Path],
+    classifier: Classifier,
+    out_dir: str | Path,
+    *,
+    voc_dir: str | Path | None = None,
+    preprocess: Mapping[str, Any] | None = None,
+    detect: Mapping[str, Any] | None = None,
+    decode: bool = True,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Predict every image (files or folders) into ``out_dir/<image stem>/``.
+
+    Boxes come from ``voc_dir/<stem>.xml`` when ``voc_dir`` is given, else from the
+    detector. An unreadable image or annotation does not stop the batch: its row in
+    the returned table (also written as ``out_dir/summary.csv``) has ``status``
+    ``"error: <reason>"``. Progress is logged per image with its time.
+    """
+    from karyoflow.imageio import ImageReadError, read_image
+
+    files = _expand(inputs)
+    out = Path(out_dir)
+    rows = []
+    start = time.perf_counter()
+    for k, path in enumerate(files, start=1):
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"image": str(path), "status": "ok"}
+        try:
+            image = read_image(path)
+            boxes = None
+            if voc_dir is not None:
+                xml = Path(voc_dir) / f"{path.stem}.xml"
+                if not xml.is_file():
+                    raise FileNotFoundError(f"{xml}: annotation not found")
+                boxes = read_boxes(xml)
+            pred = predict_cell(
+                image,
+                classifier,
+                boxes=boxes,
+                preprocess=preprocess,
+                detect=detect,
+                decode=decode,
+                source=str(path),
+            )
+            write_prediction(pred, out / path.stem)
+            row.update(
+                {
+                    "iscn": pred.iscn,
+                    "count": pred.count,
+                    "flags": "; ".join(pred.flags),
+                    "seconds": round(time.perf_counter() - t0, 3),
+                    "karyogram": str(out / path.stem / "karyogram.png"),
+                }
+            )
+        except (ImageReadError, OSError, ValueError) as exc:
+            row["status"] = f"error: {exc}"
+        rows.append(row)
+        shown = row.get("iscn", row["status"])
+        log(f"[predict {k}/{len(files)}] {path.name}: {shown} ({time.perf_counter() - t0:.2f} s)")
+    table = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "summary.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    log(f"[predict] {len(files)} images in {time.perf_counter() - start:.1f} s -> {out}")
+    return table

@@ -1,0 +1,197 @@
+"""karyoflow predict and karyoflow serve on a synthetic metaphase (untrained model).
+
+The model's weights are random: these tests check the pipeline, the outputs, the API
+and the error handling, not accuracy (docs/results.md has the measured accuracy).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from karyoflow.predict import load_classifier, predict_cell, predict_paths, read_boxes
+
+ISCN = re.compile(r"^\d+,(X|Y)+(,[+-]\w+)*$")
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    from karyoflow.models.registry import build_model
+
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    build_model("karyonet_fast", (96, 48, 1), 24, seed=0, size_features=2).save(path)
+    return load_classifier(path)
+
+
+@pytest.fixture(scope="module")
+def metaphase(tmp_path_factory):
+    from karyoflow.synth.metaphase import compose_metaphase, karyotype_labels
+
+    rng = np.random.default_rng(3)
+    cell = compose_metaphase(karyotype_labels("XY"), rng, canvas=(700, 700), nucleus_prob=0.0)
+    root = tmp_path_factory.mktemp("cell")
+    image = root / "images" / "cell1.png"
+    image.parent.mkdir()
+    cv2.imwrite(str(image), cell.image)
+    boxes = np.array([o["bbox"] for o in cell.objects])
+    xml = root / "voc" / "cell1.xml"
+    xml.parent.mkdir()
+    objs = "".join(
+        f"<object><name>{o['label']}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for o, b in zip(cell.objects, boxes.tolist(), strict=True)
+    )
+    h, w = cell.image.shape
+    xml.write_text(
+        f"<annotation><size><width>{w}</width><height>{h}</height></size>{objs}</annotation>"
+    )
+    return {"image": image, "xml": xml, "boxes": boxes, "grey": cell.image}
+
+
+def test_predict_cell_with_given_boxes(classifier, metaphase):
+    pred = predict_cell(metaphase["grey"], classifier, boxes=metaphase["boxes"])
+    assert pred.count + len(pred.rejected) == len(metaphase["boxes"]) == 46
+    assert ISCN.match(pred.iscn), pred.iscn
+    assert pred.count == int(pred.iscn.split(",")[0])
+    assert pred.karyogram.ndim == 3 and pred.overlay.shape[:2] == metaphase["grey"].shape
+    table = pred.table()
+    assert len(table) == pred.count and set(table["label"]) <= set(
+        [str(i) for i in range(1, 23)] + ["X", "Y"]
+    )
+    assert ((table.probability >= 0) & (table.probability <= 1)).all()
+    assert set(pred.timings) == {"detect", "preprocess", "classify", "decode_and_render"}
+
+
+def test_predict_cell_detects_without_boxes(classifier, metaphase):
+    pred = predict_cell(metaphase["grey"], classifier)
+    assert 30 <= pred.count <= 60  # the detector finds roughly the 46 chromosomes
+
+
+def test_read_boxes_strict(metaphase, tmp_path):
+    boxes = read_boxes(metaphase["xml"])
+    np.testing.assert_array_equal(boxes, metaphase["boxes"])
+    bad = tmp_path / "evil.xml"
+    bad.write_text(
+        '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "x">]><annotation>&e;</annotation>'
+    )
+    with pytest.raises(ValueError, match=r"evil\.xml: unsafe XML"):
+        read_boxes(bad)
+    outside = tmp_path / "outside.xml"
+    outside.write_text(
+        "<annotation><size><width>10</width><height>10</height></size><object><name>1</name>"
+        "<bndbox><xmin>2</xmin><ymin>2</ymin><xmax>50</xmax><ymax>8</ymax></bndbox></object>"
+        "</annotation>"
+    )
+    with pytest.raises(ValueError, match=r"outside\.xml: object 0: box .* outside image"):
+        read_boxes(outside)
+
+
+def test_predict_paths_writes_outputs_and_keeps_going(classifier, metaphase, tmp_path):
+    folder = metaphase["image"].parent
+    broken = tmp_path / "in" / "broken.png"
+    broken.parent.mkdir()
+    broken.write_bytes(metaphase["image"].read_bytes()[:200])  # truncated PNG
+    lines = []
+    table = predict_paths(
+        [folder, broken], classifier, tmp_path / "out", voc_dir=None, log=lines.append
+    )
+    assert list(table["status"].str.startswith("error")) == [False, True]
+    assert "broken.png" in table.loc[1, "status"] or "truncated" in table.loc[1, "status"]
+    out = tmp_path / "out" / "cell1"
+    for name in ("karyogram.png", "overlay.png", "chromosomes.csv", "summary.json"):
+        assert (out / name).stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["count"] == table.loc[0, "count"] and ISCN.match(summary["iscn"])
+    assert (tmp_path / "out" / "summary.csv").exists()
+    assert any(line.startswith("[predict 1/2]") for line in lines)
+    # with the VOC folder the boxes come from the annotations (all 46)
+    table = predict_paths(
+        [folder], classifier, tmp_path / "out2", voc_dir=metaphase["xml"].parent, log=print
+    )
+    assert table.loc[0, "status"] == "ok"
+
+
+# --------------------------------------------------------------------------- web app
+
+
+@pytest.fixture(scope="module")
+def server(classifier):
+    from karyoflow.serve import make_server
+
+    srv = make_server(classifier, port=0, max_bytes=3_000_000)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    host, port = srv.server_address[:2]
+    yield f"http://{host}:{port}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def _post(url: str, data: bytes, ctype: str) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": ctype}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_api_health_and_openapi(server):
+    with urllib.request.urlopen(server + "/api/health") as resp:
+        assert json.loads(resp.read())["status"] == "ok"
+    with urllib.request.urlopen(server + "/api/openapi.json") as resp:
+        spec = json.loads(resp.read())
+    assert spec["openapi"].startswith("3.") and "/api/predict" in spec["paths"]
+
+
+def test_api_predict_metaphase_and_crop(server, metaphase):
+    data = metaphase["image"].read_bytes()
+    status, body = _post(server + "/api/predict", data, "image/png")
+    assert status == 200, body
+    assert ISCN.match(body["iscn"]) and body["count"] == len(body["chromosomes"])
+    assert body["karyogram_png"].startswith("data:image/png;base64,")
+    png = base64.b64decode(body["karyogram_png"].split(",", 1)[1])
+    assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).ndim == 3
+    # JSON body with boxes: all 46 given boxes are used
+    payload = {"image": base64.b64encode(data).decode(), "boxes": metaphase["boxes"].tolist()}
+    status, body = _post(server + "/api/predict", json.dumps(payload).encode(), "application/json")
+    assert status == 200 and body["count"] + len(body["rejected_boxes"]) == 46
+    # one crop
+    x0, y0, x1, y1 = metaphase["boxes"][0]
+    _, crop = cv2.imencode(".png", metaphase["grey"][y0 - 4 : y1 + 4, x0 - 4 : x1 + 4])
+    status, body = _post(server + "/api/predict?kind=crop", crop.tobytes(), "image/png")
+    assert status == 200 and body["label"] and 0 <= body["probability"] <= 1
+
+
+def test_api_rejects_bad_uploads(server, metaphase):
+    status, body = _post(server + "/api/predict", b"hello", "text/plain")
+    assert status == 415 and "unsupported content type" in body["error"]
+    status, body = _post(server + "/api/predict", b"\x89PNG\r\n\x1a\nbroken", "image/png")
+    assert status == 400 and "cannot decode" in body["error"]
+    status, body = _post(server + "/api/predict", b"x" * 3_000_001, "image/png")
+    assert status == 413 and "exceeds the limit" in body["error"]
+    status, body = _post(server + "/api/predict", b'{"boxes": []}', "application/json")
+    assert status == 400 and "image" in body["error"]
+
+
+def test_upload_page_in_browser(server, metaphase, browser_page):
+    page = browser_page
+    page.goto(server + "/")
+    page.set_input_files("#file", str(metaphase["image"]))
+    page.click("#go")
+    page.wait_for_function(
+        "document.getElementById('karyogram').src.startsWith('data:image/png')", timeout=120_000
+    )
+    summary = page.inner_text("#summary")
+    assert ISCN.match(summary.split()[0]), summary
+    assert page.locator("#table tr").count() > 10
+    width = page.evaluate("document.getElementById('karyogram').naturalWidth")
+    assert width > 100  # the karyogram image decoded and is shown

@@ -1,0 +1,20 @@
+"""Rule predict_cells: thin adapter over karyoflow.predict.run_predict_cells."""
+
+from karyoflow.predict import run_predict_cells
+from karyoflow.runner import run_logged
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+
+run_logged(
+    sm.log[0],
+    lambda log: run_predict_cells(
+        sm.input.best,
+        sm.input.manifest,
+        sm.output.cells,
+        sm.output.summary,
+        settings=sm.params.settings,
+        preprocess=sm.params.preprocess,
+        detect=sm.params.detect,
+        log=log,
+    ),
+)
