@@ -34,8 +34,12 @@ install-gpu: $(STAMP)
 	$(BIN)/python -m pip uninstall --yes tensorflow-cpu
 	$(BIN)/python -m pip install --quiet -e '.[gpu,dev]'
 
+REPORT ?= results/report.html
+
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(GPUS) --configfile $(CONFIG)
+	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report $(REPORT)
+	@echo "report: $(REPORT)   karyograms: results/predict/*/cells/*/karyogram.png"
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(GPUS) --configfile $(CONFIG) --dry-run

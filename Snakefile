@@ -24,6 +24,10 @@ include: "workflow/rules/synth.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/detect.smk"
+include: "workflow/rules/centromere.smk"
+include: "workflow/rules/overlaps.smk"
+include: "workflow/rules/predict.smk"
 
 
 onstart:

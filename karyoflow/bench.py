@@ -167,6 +167,81 @@ def _bench_preprocess_scaling() -> dict[str, Any]:
     }
 
 
+def _bench_detect_taichung() -> dict[str, Any]:
+    """Classical detection on every Taichung metaphase: speed (detection alone) and recall."""
+    from karyoflow.detect.pipeline import evaluate_manifest, metrics_by_split, resolve_params
+    from karyoflow.manifest import read_manifest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        found = _taichung_manifest(Path(tmp))
+        if found is None:
+            return {"skipped": "../shared/data/taichung-voc-dev not found"}
+        config, path = found
+        params = resolve_params((config.get("detect") or {}).get("params"))
+        start = time.perf_counter()
+        run = evaluate_manifest(read_manifest(path), params)
+        wall = time.perf_counter() - start
+    m = metrics_by_split(run)
+    ms, cpu = m["ms_per_image"], m["cpu_ms_per_image"]
+    return {
+        "metaphases": len(run.per_cell),
+        "metaphases_per_s": round(1000.0 / ms["mean"], 2),
+        "ms_per_metaphase": round(ms["mean"], 1),
+        "ms_per_metaphase_median": round(ms["median"], 1),
+        "ms_per_metaphase_max": round(ms["max"], 1),
+        "cpu_ms_per_metaphase": round(cpu["mean"], 1),
+        "wall_s_with_decoding": round(wall, 2),
+        "recall": round(m["all"]["recall"], 4),
+        "precision": round(m["all"]["precision"], 4),
+        "count_error_abs_mean": round(m["all"]["count_error_abs_mean"], 2),
+    }
+
+
+def _bench_predict_metaphase() -> dict[str, Any]:
+    """``karyoflow predict`` on Taichung metaphases: detection + preprocessing + classification.
+
+    The classifier is ``karyonet_fast`` with size input and untrained weights (speed does
+    not depend on them); TensorFlow is warmed up on the first image, then the next ones
+    are timed, all cores.
+    """
+    import statistics
+
+    from karyoflow.imageio import read_image
+    from karyoflow.manifest import read_manifest
+    from karyoflow.models.registry import build_model
+    from karyoflow.predict import Classifier, predict_cell
+    from karyoflow.train import devices
+
+    devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        found = _taichung_manifest(Path(tmp))
+        if found is None:
+            return {"skipped": "../shared/data/taichung-voc-dev not found"}
+        config, path = found
+        sources = sorted(read_manifest(path)["source"].unique())[::20][:13]
+    model = build_model("karyonet_fast", (96, 48, 1), 24, seed=0, size_features=2)
+    clf = Classifier(model, 96, 48, True, "untrained karyonet_fast")
+    pre = config["preprocess"]["params"]
+    det = (config.get("detect") or {}).get("params")
+    predict_cell(read_image(sources[0]), clf, preprocess=pre, detect=det)  # warm-up
+    walls, parts, counts = [], {}, []
+    for src in sources[1:]:
+        image = read_image(src)
+        start = time.perf_counter()
+        pred = predict_cell(image, clf, preprocess=pre, detect=det)
+        walls.append(time.perf_counter() - start)
+        counts.append(pred.count)
+        for k, v in pred.timings.items():
+            parts.setdefault(k, []).append(v)
+    return {
+        "metaphases": len(walls),
+        "chromosomes_mean": round(statistics.mean(counts), 1),
+        "s_per_metaphase_mean": round(statistics.mean(walls), 3),
+        "s_per_metaphase_max": round(max(walls), 3),
+        **{f"{k}_s_mean": round(statistics.mean(v), 3) for k, v in parts.items()},
+    }
+
+
 def _bench_train(model_name: str, batch: int, steps: int) -> Callable[[], dict[str, Any]]:
     """Training throughput of one architecture at its default input size (CPU)."""
 
@@ -198,6 +273,8 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_pampaj7": _bench_ingest("pampaj7_tiff.yaml", "pampaj7"),
     "preprocess_taichung_chain": _bench_preprocess_chain,
     "preprocess_taichung_scaling": _bench_preprocess_scaling,
+    "detect_taichung": _bench_detect_taichung,
+    "predict_metaphase": _bench_predict_metaphase,
     "train_karyonet_fast": _bench_train("karyonet_fast", 64, 20),
     "train_hu2019": _bench_train("hu2019", 16, 4),
     "train_resnet18": _bench_train("resnet18", 32, 4),

@@ -117,12 +117,103 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise SystemExit(f"karyoflow: {uri}: no MLflow store yet (run the workflow first)")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    cmd += ["--host", args.host, "--port", str(args.port)]
+    cmd += ["--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
     if uri.startswith("sqlite:"):
         cmd += ["--default-artifact-root", (results / "mlflow" / "artifacts").resolve().as_uri()]
     print("+", " ".join(cmd), file=sys.stderr)
     print(f"MLflow dashboard: http://{args.host}:{args.port}", file=sys.stderr)
     return subprocess.call(cmd)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from karyoflow.reproduce import format_table, reproduce
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    ok, rows = reproduce(
+        args.tag,
+        repo=args.repo,
+        workdir=args.dir,
+        tolerance=args.tolerance,
+        pull=not args.no_pull,
+        log=log,
+    )
+    print(format_table(rows))
+    return 0 if ok else 1
+
+
+def _cmd_annotate_centromeres(args: argparse.Namespace) -> int:
+    from karyoflow.annotate import AnnotationSession, serve
+
+    try:
+        session = AnnotationSession.open(args.crops, args.out)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"karyoflow: {str(exc).strip(chr(39))}") from None
+    serve(session, args.host, args.port, open_browser=not args.no_browser)
+    return 0
+
+
+def _classifier_and_config(args: argparse.Namespace):
+    from karyoflow.config import load_config
+    from karyoflow.predict import default_model, load_classifier
+    from karyoflow.train.tracking import resolve_tracking_uri
+
+    config = load_config(args.config)
+    uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], Path(args.results))
+    source = args.model or default_model(args.results)
+    print(f"karyoflow: model {source}", file=sys.stderr)
+    return load_classifier(source, tracking_uri=uri), config
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from karyoflow.predict import predict_paths
+
+    try:
+        classifier, config = _classifier_and_config(args)
+        table = predict_paths(
+            args.images,
+            classifier,
+            args.out,
+            voc_dir=args.voc,
+            preprocess=config["preprocess"]["params"],
+            detect=(config.get("detect") or {}).get("params"),
+            decode=not args.no_decode,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"karyoflow: {exc}") from None
+    cols = [c for c in ("image", "iscn", "count", "flags", "status") if c in table]
+    print(table[cols].to_string(index=False))
+    return 0 if (table["status"] == "ok").all() else 1
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from karyoflow.serve import serve
+
+    try:
+        classifier, config = _classifier_and_config(args)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"karyoflow: {exc}") from None
+    serve(
+        classifier,
+        host=args.host,
+        port=args.port,
+        preprocess=config["preprocess"]["params"],
+        detect=(config.get("detect") or {}).get("params"),
+        max_bytes=int(args.max_mb * 1024 * 1024),
+    )
+    return 0
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        help="a .keras file, an MLflow model URI (runs:/..., models:/name/1) or 'champion' "
+        "(default: the best model of the newest run under --results)",
+    )
+    p.add_argument("--config", default="config/config.yaml", help="preprocessing settings")
+    p.add_argument("--results", default="results", help="results folder of the run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,7 +252,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="results folder of the run")
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=1, help="server processes (1: quick start)")
     p.set_defaults(func=_cmd_ui)
+
+    p = sub.add_parser(
+        "reproduce",
+        help="re-run a tagged version (clone, dvc pull, dvc repro) and compare with its record",
+    )
+    p.add_argument("tag", help="git tag (or branch) to reproduce, e.g. v1")
+    p.add_argument("--repo", default=".", help="repository to clone (path or URL; default .)")
+    p.add_argument("--dir", help="where to clone (default ../<repo name>-<tag>; must be new)")
+    p.add_argument(
+        "--tolerance", type=float, default=0.0, help="metric tolerance (0 on CPU; 1e-3 on GPU)"
+    )
+    p.add_argument("--no-pull", action="store_true", help="skip dvc pull (no remote)")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser(
+        "annotate-centromeres",
+        help="click centromeres on crops in a local web page; writes the chr,tel,x,y CSV",
+        description="Serve a local page that shows each crop and takes a click; keys: "
+        "s save, n/Enter save + next, p previous, u undo, q save + quit. Rows already in "
+        "--out count as done (resumable); every save replaces the CSV atomically.",
+    )
+    p.add_argument("crops", help="crop folder, manifest (.parquet/.csv) or .txt list of images")
+    p.add_argument("--out", required=True, help="CSV to write (read first when it exists)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    p.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=_cmd_annotate_centromeres)
+
+    p = sub.add_parser(
+        "predict",
+        help="metaphase images -> karyogram, boxes, chromosome table and ISCN count",
+        description="For each image (or every image of a folder) write <out>/<stem>/"
+        "{karyogram.png,overlay.png,chromosomes.csv,summary.json} and <out>/summary.csv. "
+        "Chromosomes are detected unless --voc gives a folder of Pascal VOC boxes.",
+    )
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--out", default="results/predict/cli", help="output folder")
+    p.add_argument("--voc", help="folder with <image stem>.xml Pascal VOC boxes")
+    p.add_argument("--no-decode", action="store_true", help="per-chromosome argmax only")
+    _model_options(p)
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("serve", help="web page + JSON API for predictions (loopback)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MiB")
+    _model_options(p)
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("run", help="run the Snakemake workflow in the project folder")
     p.add_argument("--cores", default="2")

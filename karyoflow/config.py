@@ -110,6 +110,15 @@ def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
         except ValueError as exc:
             raise ConfigError(f"{source}: preprocess/params: {exc}") from None
     _check_train(config, source)
+    _check_centromere(config, source)
+    _check_overlaps(config, source)
+    detect = config.get("detect") or {}
+    try:
+        from karyoflow.detect.pipeline import resolve_params as resolve_detect
+
+        resolve_detect(detect.get("params") or {})
+    except ValueError as exc:
+        raise ConfigError(f"{source}: detect/params: {exc}") from None
     for name, entry in datasets.items():
         other = entry.get("split_with")
         if other is None:
@@ -183,3 +192,39 @@ def _check_train(config: Mapping[str, Any], source: str) -> None:
             resolve_train_params(train.get("params"), (settings.get(model) or {}).get("params"))
         except ValueError as exc:
             raise ConfigError(f"{source}: train/model_settings/{model}/params: {exc}") from None
+
+
+def _check_centromere(config: Mapping[str, Any], source: str) -> None:
+    cen = config.get("centromere") or {}
+    if not cen.get("enabled", True) or not cen.get("datasets"):
+        return
+    for name in cen["datasets"]:
+        if name not in config["datasets"]:
+            raise ConfigError(f"{source}: centromere/datasets: no dataset {name!r}")
+    size = cen.get("size")
+    if size is not None:
+        from karyoflow.preprocess.chain import resolve_params as resolve_pre
+
+        sizes = resolve_pre((config.get("preprocess") or {}).get("params") or {})["sizes"]
+        if size not in sizes:
+            raise ConfigError(
+                f"{source}: centromere/size: {size!r} is not a preprocess size ({sorted(sizes)})"
+            )
+    from karyoflow.centromere.job import resolve_centromere_params
+
+    settings = cen.get("model_settings") or {}
+    try:
+        resolve_centromere_params(cen.get("params"))
+        for entry in settings.values():
+            resolve_centromere_params(cen.get("params"), (entry or {}).get("params"))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: centromere/params: {exc}") from None
+
+
+def _check_overlaps(config: Mapping[str, Any], source: str) -> None:
+    from karyoflow.overlaps.job import check_overlaps_config
+
+    try:
+        check_overlaps_config(config.get("overlaps") or {}, config["datasets"])
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None

@@ -15,6 +15,7 @@ runs on the crop. Parameters: :data:`DEFAULT_PARAMS`, merged and checked by
 from __future__ import annotations
 
 import copy
+import gc
 import inspect
 import math
 import time
@@ -278,7 +279,9 @@ def _run(grey: np.ndarray, row: Mapping[str, Any], p: dict[str, Any]) -> Instanc
         if p["orient"]["enabled"]:
             from karyoflow.preprocess.orient import orient
 
-            orr = orient(img, m, **p["orient"]["options"])
+            # medial-axis output is vertical by construction: no second resampling
+            vertical = res.straightened and method == "medial_axis"
+            orr = orient(img, m, **{"rotate": not vertical, **p["orient"]["options"]})
             pt = _affine(orr.matrix, pt)
             img, m = orr.image, np.asarray(orr.mask, bool)
             res.flipped = bool(orr.flipped)
@@ -474,6 +477,43 @@ def preprocess_rows(
         df["row"] = np.arange(len(df), dtype=np.int64)
     df = df.sort_values(["source", "row"], kind="stable")
 
+    # The loop allocates many small containers that all live to the end: the cyclic
+    # garbage collector would re-scan them over and over (about 5 % of the run time on
+    # 20,000 crops) and has nothing to free. It is switched off for the loop only.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _preprocess_rows(
+            df,
+            p,
+            sizes,
+            copies,
+            aug_params,
+            seed,
+            log,
+            image_cache,
+            loader,
+            log_every,
+            qc_per_class,
+        )
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _preprocess_rows(
+    df: pd.DataFrame,
+    p: dict[str, Any],
+    sizes: dict[str, tuple[int, int]],
+    copies: int,
+    aug_params: dict[str, Any],
+    seed: int,
+    log: Callable[[str], None],
+    image_cache: MutableMapping[tuple[str, int], np.ndarray] | None,
+    loader: Callable[[str, int], np.ndarray],
+    log_every: int,
+    qc_per_class: int,
+) -> ShardData:
     entries: list[dict[str, Any]] = []
     rejects: list[tuple[str, str, str]] = []
     qc: list[dict[str, Any]] = []

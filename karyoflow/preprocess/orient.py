@@ -17,6 +17,7 @@ from karyoflow.preprocess.mask import background_level
 
 __all__ = [
     "OrientResult",
+    "crop_to_mask",
     "estimate_centromere",
     "orient",
     "orient_vertical",
@@ -264,6 +265,41 @@ class OrientResult:
     matrix: np.ndarray
 
 
+def crop_to_mask(
+    grey: np.ndarray, mask: np.ndarray, *, background: int | None = None, pad: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`warp_to_box` for the identity, without resampling: crop + background fill.
+
+    For an image that is already vertical (the output of medial-axis straightening):
+    the same canvas, pixels and matrix as :func:`warp_to_box` with ``np.eye(2, 3)``.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5), bool); m[1:3, 2] = True
+    >>> g = np.full((5, 5), 9, np.uint8)
+    >>> a, b = crop_to_mask(g, m, pad=1), warp_to_box(g, m, np.eye(2, 3), pad=1)
+    >>> all(np.array_equal(x, y) for x, y in zip(a, b))
+    True
+    """
+    grey = np.asarray(grey)
+    mask = np.asarray(mask, bool)
+    bg = background_level(grey, mask) if background is None else int(background)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    # warp_to_box's canvas: pixel corners (+-0.5) floored/ceiled, plus pad
+    x0, y0 = int(cols[0]) - 1 - pad, int(rows[0]) - 1 - pad
+    x1, y1 = int(cols[-1]) + 2 + pad, int(rows[-1]) + 2 + pad  # exclusive
+    h, w = mask.shape
+    out_g = np.full((y1 - y0, x1 - x0), bg, grey.dtype)
+    out_m = np.zeros((y1 - y0, x1 - x0), bool)
+    sy0, sx0, sy1, sx1 = max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
+    out_m[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = mask[sy0:sy1, sx0:sx1]
+    inner = out_g[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+    inner[...] = grey[sy0:sy1, sx0:sx1]
+    out_g[~out_m] = bg
+    mat = np.array([[1.0, 0.0, -float(x0)], [0.0, 1.0, -float(y0)]])
+    return out_g, out_m, mat
+
+
 def orient(
     grey: np.ndarray,
     mask: np.ndarray,
@@ -271,8 +307,12 @@ def orient(
     background: int | None = None,
     smooth: float = 2.5,
     margin: float = 1.0,
+    rotate: bool = True,
 ) -> OrientResult:
     """Long axis vertical, then short arm up (:func:`orient_vertical`, centromere, flip).
+
+    ``rotate=False`` skips the rotation for an image that is vertical by construction
+    (medial-axis straightening): no second resampling, only :func:`crop_to_mask`.
 
     Examples
     --------
@@ -282,7 +322,10 @@ def orient(
     >>> r.image.shape[0] > r.image.shape[1], r.centromere[1] < r.image.shape[0] / 2
     (True, True)
     """
-    g, m, mat = orient_vertical(grey, mask, background=background)
+    if rotate or not np.asarray(mask).any():
+        g, m, mat = orient_vertical(grey, mask, background=background)
+    else:
+        g, m, mat = crop_to_mask(grey, mask, background=background)
     cy = estimate_centromere(m, smooth=smooth, margin=margin)
     g, m, cy, flipped = short_arm_up(g, m, cy)
     mat = np.asarray(mat, np.float64).copy()

@@ -42,9 +42,13 @@ def best_points(table: pd.DataFrame, select_by: str = "val_accuracy") -> dict[st
     ...                   "val_accuracy": [0.5, 0.7, 0.6]})
     >>> best_points(t)["per_model"]
     {'a': 'q', 'b': 'p'}
+    >>> best_points(pd.DataFrame({"model": ["a"], "point": ["p"], "val_accuracy": [None]}))["best"]
+    {'model': 'a', 'point': 'p', 'val_accuracy': None}
     """
     ascending = select_by.endswith("loss")
-    ranked = table.sort_values(select_by, ascending=ascending, kind="stable")
+    # no validation split (e.g. 80/20 train/test): the metric is missing; keep table order
+    table = table.assign(**{select_by: pd.to_numeric(table[select_by], errors="coerce")})
+    ranked = table.sort_values(select_by, ascending=ascending, kind="stable", na_position="last")
     per_model = {m: g.iloc[0]["point"] for m, g in ranked.groupby("model", sort=True)}
     top = ranked.iloc[0]
     return {
@@ -53,6 +57,6 @@ def best_points(table: pd.DataFrame, select_by: str = "val_accuracy") -> dict[st
         "best": {
             "model": str(top["model"]),
             "point": str(top["point"]),
-            select_by: float(top[select_by]),
+            select_by: None if pd.isna(top[select_by]) else float(top[select_by]),
         },
     }

@@ -88,6 +88,7 @@ def run_training(
         options=job.get("model_options") or {},
         weights=job.get("weights"),
         seed=int(job["seed"]),
+        size_features=2 if job["params"].get("size_features") else 0,
     )
     data_hash = _hash_files([*job["train_files"], *job["val_files"]])
     manifest_hash = file_sha256(job["manifest"])[:16]
@@ -111,7 +112,13 @@ def run_training(
     name = f"{job['dataset']}/{job['model']}/{job['point']}"
     uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
     with tracking.child_run(
-        uri, job["experiment"], name=name, parent=parent, tags=tags, results=job["results"]
+        uri,
+        job["experiment"],
+        name=name,
+        parent=parent,
+        tags=tags,
+        results=job["results"],
+        data_files=[*job["train_files"], *job["val_files"]],
     ) as run:
         import mlflow
 

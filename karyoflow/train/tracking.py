@@ -9,7 +9,10 @@ the Snakefile's ``onstart``) before parallel jobs touch it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
+import math
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -17,21 +20,34 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CHAMPION",
+    "CONFIG_HASH_ENV",
     "PARENT_ENV",
     "EpochMetrics",
+    "Registration",
+    "artifact_dir",
     "child_run",
+    "config_hash",
     "default_tracking_uri",
+    "dvc_md5",
     "end_parent_run",
+    "evaluation_summary",
     "flatten",
     "git_commit",
     "init_store",
     "parent_run_id",
+    "register_best",
+    "registered_name",
     "resolve_tracking_uri",
     "start_parent_run",
 ]
 
 #: Environment variable carrying the parent run id to the jobs.
 PARENT_ENV = "KARYOFLOW_MLFLOW_PARENT_RUN"
+#: Environment variable carrying the workflow's config hash to the jobs (set by the Snakefile).
+CONFIG_HASH_ENV = "KARYOFLOW_CONFIG_HASH"
+#: Registry alias of the best version of each task's model.
+CHAMPION = "champion"
 
 
 def default_tracking_uri(results: str | Path = "results") -> str:
@@ -89,18 +105,78 @@ def start_parent_run(
     return run.info.run_id
 
 
+def artifact_dir(path: str | Path, root: str | Path = "results") -> str | None:
+    """Artifact folder that keeps a result file's place under ``root``.
+
+    Several jobs write files of the same name (``evaluate/<dataset>/<model>/metrics.json``);
+    logged into one run they would overwrite each other, so each goes into the folder it
+    has under the results root.
+
+    Examples
+    --------
+    >>> artifact_dir("results/evaluate/voc/karyonet_fast/metrics.json")
+    'evaluate/voc/karyonet_fast'
+    >>> artifact_dir("results/grid.csv") is None
+    True
+    >>> artifact_dir("/elsewhere/summary.json", "results")
+    'elsewhere'
+    """
+    path, root = Path(path), Path(root)
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        rel = Path(path.parent.name) / path.name if path.parent.name else Path(path.name)
+    parent = rel.parent.as_posix()
+    return None if parent in ("", ".") else parent
+
+
 def end_parent_run(
-    uri: str, run_id: str, status: str = "FINISHED", artifacts: list[str | Path] = ()
+    uri: str,
+    run_id: str,
+    status: str = "FINISHED",
+    artifacts: list[str | Path] = (),
+    *,
+    results: str | Path = "results",
+    metrics: Mapping[str, float] | None = None,
 ) -> None:
-    """Attach result files (the workflow summary tables) and close the parent run."""
+    """Attach result files (the workflow summary tables) and close the parent run.
+
+    Each file keeps its folder under ``results`` as its artifact path (see
+    :func:`artifact_dir`), so same-named tables of different jobs do not collide.
+    ``metrics`` (workflow-level numbers, e.g. each model's test accuracy) are logged too.
+    """
     _quiet()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     for path in artifacts:
         if Path(path).exists():
-            client.log_artifact(run_id, str(path))
+            client.log_artifact(run_id, str(path), artifact_path=artifact_dir(path, results))
+    for key, value in (metrics or {}).items():
+        client.log_metric(run_id, key, float(value))
     client.set_terminated(run_id, status=status)
+
+
+def evaluation_summary(paths: list[str | Path]) -> dict[str, float]:
+    """Workflow-level metrics for the parent run from evaluation ``metrics.json`` files.
+
+    ``{"<dataset>/<model>/test_<metric>": value}`` for the headline numbers of every
+    ``metrics.json`` among ``paths`` that names its dataset and model.
+    """
+    keys = ("accuracy", "accuracy_decoded", "denver_accuracy", "macro_f1")
+    out: dict[str, float] = {}
+    for path in paths:
+        path = Path(path)
+        if path.name != "metrics.json" or not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        if not {"dataset", "model"} <= data.keys():
+            continue
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[f"{data['dataset']}/{data['model']}/test_{key}"] = float(value)
+    return out
 
 
 def parent_run_id(results: str | Path = "results") -> str | None:
@@ -123,11 +199,17 @@ def child_run(
     parent: str | None,
     tags: Mapping[str, str] | None = None,
     results: str | Path = "results",
+    data_files: list[str | Path] | None = None,
 ) -> Iterator[Any]:
     """``with child_run(...) as run:`` — an active MLflow run nested under ``parent``.
 
     Creates the store and experiment when a job runs without the workflow's ``onstart``
     (e.g. ``snakemake --until train`` on a cluster node).
+
+    Every child run carries the provenance tags: ``git_commit`` (unless given),
+    ``config_hash`` (from ``KARYOFLOW_CONFIG_HASH``, set by the Snakefile) and, for
+    ``data_files``, ``dvc_data_hash`` (:func:`dvc_md5`, the hash DVC records for the
+    files). Callers add ``rule`` and ``wildcards`` (the Snakemake job).
     """
     _quiet()
     import mlflow
@@ -136,6 +218,11 @@ def child_run(
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=experiment_id)
     all_tags = dict(tags or {})
+    all_tags.setdefault("git_commit", git_commit())
+    if os.environ.get(CONFIG_HASH_ENV):
+        all_tags.setdefault("config_hash", os.environ[CONFIG_HASH_ENV])
+    if data_files:
+        all_tags.setdefault("dvc_data_hash", dvc_md5(data_files))
     if parent:
         all_tags["mlflow.parentRunId"] = parent
     with mlflow.start_run(run_name=name, tags=all_tags) as run:
@@ -159,6 +246,187 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
             text = json.dumps(value) if isinstance(value, list | dict) else str(value)
             out[name] = text[:500]
     return out
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the config as canonical JSON.
+
+    Examples
+    --------
+    >>> config_hash({"b": 1, "a": [1, 2]}) == config_hash({"a": [1, 2], "b": 1})
+    True
+    >>> len(config_hash({}))
+    16
+    """
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dvc_md5(paths: list[str | Path] | str | Path) -> str:
+    """The content hash DVC records for data: MD5 of a file, ``<md5>.dir`` of a folder.
+
+    One path gives exactly what ``dvc.lock`` / a ``.dvc`` file would record for it; several
+    paths give the MD5 of their ``<md5>  <name>`` lines in sorted order (one stable tag).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> _ = f.write_text("hi")
+    >>> dvc_md5(f)
+    '49f68a5c8493ec2c0bf489821c21fc3b'
+    """
+    if isinstance(paths, str | Path):
+        path = Path(paths)
+        if path.is_dir():
+            entries = [
+                {"md5": _md5_file(p), "relpath": p.relative_to(path).as_posix()}
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+            ]
+            entries.sort(key=lambda e: e["relpath"])
+            text = json.dumps(entries, sort_keys=True)
+            return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest() + ".dir"
+        return _md5_file(path)
+    lines = sorted(f"{dvc_md5(p)}  {Path(p).name}" for p in paths)
+    if len(lines) == 1:
+        return lines[0].split()[0]
+    return hashlib.md5("\n".join(lines).encode(), usedforsecurity=False).hexdigest()
+
+
+def registered_name(task: str) -> str:
+    """Registry name of a task's model: ``karyoflow-<task>``.
+
+    Examples
+    --------
+    >>> registered_name("classification")
+    'karyoflow-classification'
+    """
+    return f"karyoflow-{task}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Registration:
+    """Result of :func:`register_best`."""
+
+    name: str  #: registered model, ``karyoflow-<task>``
+    version: str  #: the new version
+    champion: bool  #: whether the ``champion`` alias now points at it
+    previous: float | None  #: the former champion's metric value (None: there was none)
+
+
+def _is_better(value: float, previous: float | None, greater_is_better: bool) -> bool:
+    if previous is None or not math.isfinite(previous):
+        return True
+    if not math.isfinite(value):
+        return False
+    return value > previous if greater_is_better else value < previous
+
+
+def register_best(
+    model_uri: str,
+    task: str,
+    metric_name: str,
+    value: float,
+    greater_is_better: bool = True,
+    *,
+    tracking_uri: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    lock: str | Path | None = None,
+) -> Registration:
+    """Register a model as a new version of ``karyoflow-<task>``; move ``champion`` if better.
+
+    The version carries the tags ``metric_name``, ``metric_value`` and
+    ``greater_is_better`` (plus ``tags``). The ``champion`` alias moves to the new
+    version only when there is no champion yet, the champion has no value for
+    ``metric_name``, or ``value`` beats the champion's value strictly.
+
+    Parameters
+    ----------
+    model_uri : str
+        A logged model: ``runs:/<run id>/model`` or ``models:/<model id>``.
+    task : str
+        ``classification``, ``centromere``, ``segmentation``, ...
+    metric_name, value : str, float
+        The comparison metric (e.g. ``test_accuracy``) and this model's value.
+    greater_is_better : bool
+        False for losses and errors.
+    tracking_uri : str, optional
+        Store (tracking and registry); default: the current MLflow tracking URI.
+    tags : mapping, optional
+        Extra version tags (dataset, model, ...).
+    lock : path, optional
+        A lock file serialising the compare-and-move among parallel jobs on one machine.
+
+    Returns
+    -------
+    Registration
+        Registered name, new version, whether it is the champion, the previous value.
+
+    Examples
+    --------
+    In a job that has logged a model in the active run::
+
+        info = mlflow.keras.log_model(net, name="model")
+        reg = register_best(info.model_uri, "centromere", "test_mae", 1.7,
+                            greater_is_better=False)
+        print(reg.name, reg.version, "champion" if reg.champion else "")
+    """
+    _quiet()
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    name = registered_name(task)
+    client = MlflowClient()
+    value = float(value)
+    version_tags = {
+        "metric_name": metric_name,
+        "metric_value": repr(value),
+        "greater_is_better": str(bool(greater_is_better)).lower(),
+        **{k: str(v) for k, v in (tags or {}).items()},
+    }
+    with _file_lock(lock):
+        version = mlflow.register_model(model_uri, name, tags=version_tags)
+        previous = None
+        try:
+            champ = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            champ = None
+        if champ is not None and champ.tags.get("metric_name") == metric_name:
+            with contextlib.suppress(TypeError, ValueError):
+                previous = float(champ.tags.get("metric_value"))
+        better = _is_better(value, previous, greater_is_better)
+        if better:
+            client.set_registered_model_alias(name, CHAMPION, str(version.version))
+    return Registration(name, str(version.version), better, previous)
+
+
+@contextlib.contextmanager
+def _file_lock(path: str | Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def git_commit(cwd: str | Path = ".") -> str:

@@ -18,6 +18,31 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY_SYNTH = {"cells": 4, "pairs": 24, "centromere_crops": 2}
+#: Centromere localisation on the tiny run (1 epoch of a narrow heat-map model).
+TINY_CENTROMERE = {
+    "datasets": ["voc", "centromeres"],
+    "params": {"epochs": 1, "batch_size": 64},
+    "model_settings": {"centromere_heatmap": {"options": {"width": 8}}},
+    "figure_count": 8,
+}
+#: Overlapping pairs on the tiny run: a few pairs from the synthetic metaphases, 1 epoch.
+TINY_OVERLAPS = {
+    "datasets": ["voc"],
+    "pairs": {"train": 16, "val": 8, "test": 8},
+    "generate": {"size": 32, "downsample": 3.0},
+    "params": {"epochs": 1, "batch_size": 8},
+    "model_settings": {"unet": {"options": {"filters": 4, "depth": 2}}},
+    "figure_samples": 4,
+}
+
+
+#: Classification on the tiny run: 1 epoch with the size input, then evaluate and
+#: karyograms of the test cells (predict_cells).
+TINY_TRAIN = {
+    "datasets": ["voc"],
+    "models": ["karyonet_fast"],
+    "params": {"epochs": 1, "batch_size": 64, "size_features": True},
+}
 
 
 def tiny_config(**extra):
@@ -56,9 +81,48 @@ def run_workflow(repo: Path, workdir: Path, config: dict, *args: str):
 @pytest.fixture(scope="module")
 def tiny_run(repo, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run1")
-    proc = run_workflow(repo, workdir, tiny_config())
+    config = tiny_config(
+        centromere=TINY_CENTROMERE,
+        overlaps=TINY_OVERLAPS,
+        train=TINY_TRAIN,
+        mlflow={"log_models": False},
+    )
+    proc = run_workflow(repo, workdir, config)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return workdir, proc
+
+
+def test_classification_prediction_and_report(repo, tiny_run):
+    workdir, _ = tiny_run
+    res = workdir / "results"
+    metrics = json.loads((res / "evaluate/voc/karyonet_fast/metrics.json").read_text())
+    assert metrics["test_instances"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
+    summary = pd.read_csv(res / "predict/voc/summary.csv")
+    voc = pd.read_parquet(res / "manifest/voc.parquet")
+    test_cells = set(voc.loc[voc["split"] == "test", "cell_id"])
+    assert set(summary["cell_id"]) == test_cells
+    for row in summary.itertuples():
+        cell = res / "predict/voc/cells" / row.folder
+        assert (cell / "karyogram.png").stat().st_size > 1000
+        table = pd.read_csv(cell / "chromosomes.csv")
+        assert len(table) == row.count == int(str(row.iscn).split(",")[0])
+        assert str(row.truth).startswith(("45", "46", "47"))
+    # one HTML report with the karyograms, QC sheets and training figures
+    report = workdir / "report.html"
+    proc = run_workflow(
+        repo,
+        workdir,
+        tiny_config(
+            centromere=TINY_CENTROMERE,
+            overlaps=TINY_OVERLAPS,
+            train=TINY_TRAIN,
+            mlflow={"log_models": False},
+        ),
+        "--report",
+        str(report),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report.stat().st_size > 100_000
 
 
 def test_outputs_and_roundtrip_counts(tiny_run):
@@ -162,6 +226,67 @@ def test_preprocess_outputs(tiny_run):
         assert known.mean() > 0.9  # synthetic instances carry their centromere
     for job in ("preprocess_shard/voc/0", "preprocess_merge/voc", "preprocess_qc/voc"):
         assert (res / "benchmarks" / f"{job}.tsv").exists(), job
+
+
+def test_centromere_outputs_and_runs(tiny_run):
+    import sqlite3
+
+    workdir, _ = tiny_run
+    res = workdir / "results/centromere/centromere_heatmap"
+    metrics = json.loads((res / "test/metrics.json").read_text())
+    assert metrics["n"] > 0 and metrics["datasets"] == ["voc", "centromeres"]
+    for key in ("median_error_px", "p90_error_frac", "within_5pct", "ci_mae"):
+        assert metrics[key] is not None, key
+    assert (res / "test/predictions.png").stat().st_size > 5000
+    assert len(pd.read_csv(res / "test/per_class.csv")) > 1
+    parent = json.loads((workdir / "results/mlflow/parent_run.json").read_text())["run_id"]
+    db = sqlite3.connect(workdir / "results/mlflow/mlflow.db")
+    kinds = {}
+    for run in (
+        json.loads((res / "metrics.json").read_text())["mlflow_run_id"],
+        metrics["mlflow_run_id"],
+    ):
+        tags = dict(db.execute("select key, value from tags where run_uuid=?", (run,)).fetchall())
+        assert tags["mlflow.parentRunId"] == parent
+        kinds[tags["karyoflow.kind"]] = tags["rule"]
+    assert kinds == {
+        "train_centromere": "train_centromere",
+        "evaluate_centromere": "evaluate_centromere",
+    }
+    assert (workdir / "results/benchmarks/train_centromere/centromere_heatmap.tsv").exists()
+
+
+def test_overlaps_outputs_and_runs(tiny_run):
+    import sqlite3
+
+    import h5py
+
+    workdir, _ = tiny_run
+    res = workdir / "results/overlaps/voc"
+    voc = pd.read_parquet(workdir / "results/manifest/voc.parquet")
+    split_of = voc.groupby("cell_id")["split"].first()
+    for split, n in TINY_OVERLAPS["pairs"].items():
+        with h5py.File(res / f"pairs/{split}.h5") as h5:
+            pairs = h5["pairs"][()]
+            cells = [c.decode() for c in h5["cell_ids"][()]]
+        assert pairs.shape == (n, 32, 32, 2) and pairs[..., 1].max() == 3
+        assert {split_of[c] for c in cells} == {split}  # pairs keep their cell's split
+    metrics = json.loads((res / "unet/test/metrics.json").read_text())
+    assert metrics["test_pairs"] == 8
+    for key in ("overlap_iou", "chromosome_iou", "mean_iou", "pixel_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert (res / "unet/test/samples.png").stat().st_size > 5000
+    parent = json.loads((workdir / "results/mlflow/parent_run.json").read_text())["run_id"]
+    db = sqlite3.connect(workdir / "results/mlflow/mlflow.db")
+    rules = set()
+    for run in (
+        json.loads((res / "unet/metrics.json").read_text())["mlflow_run_id"],
+        metrics["mlflow_run_id"],
+    ):
+        tags = dict(db.execute("select key, value from tags where run_uuid=?", (run,)).fetchall())
+        assert tags["mlflow.parentRunId"] == parent and tags["model"] == "unet"
+        rules.add(tags["rule"])
+    assert rules == {"train_segmentation", "evaluate_segmentation"}
 
 
 def test_strict_mode_one_line_error(repo, tmp_path):

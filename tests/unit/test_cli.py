@@ -21,7 +21,7 @@ def run(*args, cwd=None):
 def test_help_lists_subcommands():
     proc = run("--help")
     assert proc.returncode == 0
-    for sub in ("synth", "ingest", "check-config", "labels", "run", "ui"):
+    for sub in ("synth", "ingest", "check-config", "labels", "run", "ui", "reproduce"):
         assert sub in proc.stdout
 
 

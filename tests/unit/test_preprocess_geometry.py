@@ -128,3 +128,18 @@ def test_determinism(straight, method: str) -> None:
     r1, r2 = straighten(g, m1, method=method), straighten(g, m2, method=method)
     assert (r1.image == r2.image).all() and (r1.mask == r2.mask).all()
     assert r1.reason == r2.reason
+
+
+def test_crop_to_mask_is_the_identity_warp():
+    from karyoflow.preprocess.orient import crop_to_mask, warp_to_box
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = rng.integers(3, 40, 2)
+        m = rng.random((h, w)) < 0.3
+        if not m.any():
+            continue
+        g = rng.integers(0, 255, (h, w)).astype(np.uint8)
+        got = crop_to_mask(g, m, pad=2, background=200)
+        want = warp_to_box(g, m, np.eye(2, 3), pad=2, background=200)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))

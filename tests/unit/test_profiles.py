@@ -33,8 +33,14 @@ def test_default_profile_caps_gpu_at_zero(repo, tmp_path):
 
 
 def test_gpu_granted_when_present(repo, tmp_path):
-    resources = _train_resources(_dry(repo, tmp_path, "--cores", "2", "--resources", "gpu=1"))
-    assert all("gpu=1" in r for r in resources)
+    text = _dry(repo, tmp_path, "--cores", "2", "--resources", "gpu=1")
+    assert all("gpu=1" in r for r in _train_resources(text))
+    # centromere training carries the same GPU resources as rule train
+    blocks = re.findall(r"rule train_centromere:\n(.*?)\n\n", text, flags=re.S)
+    assert len(blocks) == 2  # centromere_heatmap, centromere_cnn
+    for block in blocks:
+        resources = re.search(r"resources: (.*)", block).group(1)
+        assert "gpu=1" in resources and "gpu_manufacturer=nvidia" in resources
 
 
 def test_cpu_config_has_no_gpu_tag(repo, tmp_path):

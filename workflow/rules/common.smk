@@ -8,6 +8,7 @@ import sys
 sys.path.insert(0, workflow.basedir)  # karyoflow from this checkout
 
 from karyoflow.config import validate_config
+from karyoflow.train.tracking import CONFIG_HASH_ENV, config_hash
 from karyoflow.split import SPLITS
 
 # Jobs import the karyoflow package from this checkout, whatever their environment
@@ -59,6 +60,8 @@ TRACKING = {
     "log_models": config["mlflow"]["log_models"],
     "results": RESULTS,
 }
+# Jobs tag their MLflow runs with the hash of the whole (validated) config.
+os.environ.update({CONFIG_HASH_ENV: config_hash(config)})
 
 
 wildcard_constraints:
@@ -180,6 +183,130 @@ def model_files(wildcards):
     ]
 
 
+CENTROMERE = config["centromere"]
+
+
+def centromere_datasets():
+    """Preprocessed datasets whose known centromeres train the centromere models."""
+    if not (CENTROMERE["enabled"] and PREPROCESS["enabled"]):
+        return []
+    return [n for n in CENTROMERE["datasets"] if n in preprocess_datasets()]
+
+
+def centromere_models():
+    return list(CENTROMERE["models"]) if centromere_datasets() else []
+
+
+def centromere_size():
+    return CENTROMERE["size"] or SIZES[0]
+
+
+def centromere_files(split):
+    return [
+        f"{RESULTS}/preprocess/{n}/{centromere_size()}/{split}.h5"
+        for n in centromere_datasets()
+    ]
+
+
+def centromere_job(wildcards):
+    from karyoflow.centromere.job import resolve_centromere_params
+
+    settings = CENTROMERE["model_settings"].get(wildcards.cmodel) or {}
+    return {
+        "model": wildcards.cmodel,
+        "datasets": centromere_datasets(),
+        "size": centromere_size(),
+        "model_options": settings.get("options") or {},
+        "params": resolve_centromere_params(
+            CENTROMERE["params"], settings.get("params") or {}
+        ),
+        "seed": SEED,
+        "train_files": centromere_files("train"),
+        "val_files": centromere_files("val"),
+        "figure_count": CENTROMERE["figure_count"],
+        "use_gpu": GPU["enabled"],
+        "mixed_precision": GPU["mixed_precision"],
+        **TRACKING,
+    }
+
+
+def detect_datasets():
+    """Datasets for detect_evaluate: the configured list, else every enabled voc one."""
+    det = config["detect"]
+    if not det["evaluate"]:
+        return []
+    chosen = det["datasets"]
+    if chosen is None:
+        chosen = [n for n in datasets() if config["datasets"][n]["kind"] == "voc"]
+    return [n for n in chosen if n in datasets()]
+
+
+OVERLAPS = config["overlaps"]
+
+
+def overlap_datasets():
+    """Enabled datasets to make pairs from (single-chromosome kinds or overlaps_h5)."""
+    if not OVERLAPS["enabled"]:
+        return []
+    return [n for n in OVERLAPS["datasets"] if n in datasets()]
+
+
+def overlap_models():
+    return list(OVERLAPS["models"]) if overlap_datasets() else []
+
+
+def overlaps_outputs():
+    outputs = []
+    for name in overlap_datasets():
+        outputs.append(f"{RESULTS}/overlaps/{name}/pairs/summary.json")
+        outputs += expand(
+            f"{RESULTS}/overlaps/{name}/{{seg_model}}/test/metrics.json",
+            seg_model=OVERLAPS["models"],
+        )
+    return outputs
+
+
+def pairs_file(split):
+    return f"{RESULTS}/overlaps/{{dataset}}/pairs/{split}.h5"
+
+
+def segmentation_job(wildcards):
+    from karyoflow.overlaps.job import resolve_seg_params
+
+    settings = OVERLAPS["model_settings"].get(wildcards.seg_model) or {}
+    return {
+        "dataset": wildcards.dataset,
+        "model": wildcards.seg_model,
+        "options": settings.get("options") or {},
+        "params": resolve_seg_params(OVERLAPS["params"], settings.get("params")),
+        "seed": SEED,
+        "samples": OVERLAPS["figure_samples"],
+        "use_gpu": GPU["enabled"],
+        "mixed_precision": GPU["mixed_precision"],
+        **TRACKING,
+    }
+
+
+PREDICT = config["predict"]
+
+
+def predict_datasets():
+    """Trained VOC datasets whose cells get karyograms (predict.datasets or all)."""
+    if not (PREDICT["enabled"] and TRAIN["enabled"]):
+        return []
+    voc = [d for d in train_datasets() if config["datasets"][d]["kind"] == "voc"]
+    chosen = PREDICT["datasets"]
+    return voc if chosen is None else [d for d in voc if d in chosen]
+
+
+def all_model_files(wildcards):
+    return [
+        f"{RESULTS}/train/{wildcards.dataset}/{m}/{p}/model.keras"
+        for m in TRAIN["models"]
+        for p in grid()
+    ]
+
+
 def all_outputs():
     outputs = [
         f"{RESULTS}/manifest/all.{MANIFEST_EXT}",
@@ -205,12 +332,20 @@ def all_outputs():
         outputs += expand(
             f"{RESULTS}/evaluate/{name}/{{model}}/metrics.json", model=TRAIN["models"]
         )
+    outputs += expand(
+        f"{RESULTS}/centromere/{{cmodel}}/test/metrics.json", cmodel=centromere_models()
+    )
+    for name in detect_datasets():
+        outputs.append(f"{RESULTS}/detect/{name}/metrics.json")
+    outputs += overlaps_outputs()
+    for name in predict_datasets():
+        outputs.append(f"{RESULTS}/predict/{name}/summary.csv")
     return outputs
 
 
 def mlflow_start():
     """Initialise the MLflow store once, before any job, and open the parent run."""
-    if not train_datasets():
+    if not (train_datasets() or centromere_models() or overlap_models()):
         return
     import json
     from datetime import datetime, timezone
@@ -228,6 +363,7 @@ def mlflow_start():
     )
     os.environ[tracking.PARENT_ENV] = run_id
     marker = Path(RESULTS) / "mlflow" / "parent_run.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)  # not made by an HTTP store
     marker.write_text(json.dumps({"run_id": run_id, "tracking_uri": uri}) + "\n")
     print(f"MLflow: {uri} experiment {TRACKING['experiment']!r}, parent run {run_id}")
 
@@ -240,14 +376,31 @@ def mlflow_end(status):
         return
     uri = tracking.resolve_tracking_uri(TRACKING["tracking_uri"], RESULTS)
     results = [f"{RESULTS}/manifest/summary.json"]
+    results += [f"{RESULTS}/preprocess/{n}/summary.json" for n in preprocess_datasets()]
     for name in train_datasets():
         results += [
             f"{RESULTS}/train/{name}/grid.csv",
             f"{RESULTS}/train/{name}/best.json",
         ]
         results += [
-            f"{RESULTS}/evaluate/{name}/{m}/metrics.json" for m in TRAIN["models"]
+            f"{RESULTS}/evaluate/{name}/{m}/{table}"
+            for m in TRAIN["models"]
+            for table in ("metrics.json", "per_class.csv", "cells.csv")
         ]
+    results += [
+        f"{RESULTS}/centromere/{m}/test/metrics.json" for m in centromere_models()
+    ]
+    results += [
+        f"{RESULTS}/overlaps/{n}/{m}/test/metrics.json"
+        for n in overlap_datasets()
+        for m in OVERLAPS["models"]
+    ]
+    # artifacts keep their folder under results/ (several metrics.json must not collide)
     tracking.end_parent_run(
-        uri, run_id, status, [p for p in results if Path(p).exists()]
+        uri,
+        run_id,
+        status,
+        [p for p in results if Path(p).exists()],
+        results=RESULTS,
+        metrics=tracking.evaluation_summary(results),
     )

@@ -1,0 +1,312 @@
+"""Detection parameters and evaluation of a detector against a VOC manifest.
+
+:data:`DEFAULT_PARAMS` holds every tunable (``detector``: the keyword arguments of
+:func:`karyoflow.detect.segment.detect_chromosomes`; ``iou_threshold`` and
+``matching`` of :func:`karyoflow.detect.evaluate.match_boxes`);
+:func:`resolve_params` merges a config's ``detect.params`` over them.
+:func:`evaluate_manifest` runs the detector on every metaphase of a manifest and
+compares with its boxes - the logic of the ``detect_evaluate`` rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from karyoflow.detect.evaluate import MatchResult, match_boxes, summarise_cells
+from karyoflow.detect.plots import overlay_detections, side_by_side
+from karyoflow.detect.segment import Detections, detect_chromosomes, detector_defaults
+from karyoflow.imageio import read_image
+
+__all__ = [
+    "DEFAULT_PARAMS",
+    "DetectionRun",
+    "evaluate_manifest",
+    "metrics_by_split",
+    "overlay_figure",
+    "resolve_params",
+    "run_detect_evaluate",
+]
+
+#: ``detector``: keyword arguments of :func:`detect_chromosomes` (from its signature);
+#: ``iou_threshold``: smallest IoU of a match; ``matching``: ``hungarian`` | ``greedy``.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "detector": detector_defaults(),
+    "iou_threshold": 0.5,
+    "matching": "hungarian",
+}
+
+
+def resolve_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Merge ``params`` over :data:`DEFAULT_PARAMS` and check them.
+
+    Raises
+    ------
+    ValueError
+        Naming the first unknown key (dotted) or bad value.
+
+    Examples
+    --------
+    >>> p = resolve_params({"detector": {"saddle_ratio": 0.7}})
+    >>> p["detector"]["saddle_ratio"], p["iou_threshold"]
+    (0.7, 0.5)
+    >>> resolve_params({"detector": {"sadle": 1}})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown detection parameter 'detector.sadle'
+    """
+    out = copy.deepcopy(DEFAULT_PARAMS)
+    for key, value in (params or {}).items():
+        if key not in out:
+            raise ValueError(f"unknown detection parameter {key!r}")
+        if key == "detector":
+            if not isinstance(value, Mapping):
+                raise ValueError("detection parameter 'detector' must be a mapping")
+            for k, v in value.items():
+                if k not in out["detector"]:
+                    raise ValueError(f"unknown detection parameter 'detector.{k}'")
+                out["detector"][k] = copy.deepcopy(v)
+        else:
+            out[key] = copy.deepcopy(value)
+    if not 0.0 < float(out["iou_threshold"]) <= 1.0:
+        raise ValueError("iou_threshold must be in (0, 1]")
+    if out["matching"] not in ("hungarian", "greedy"):
+        raise ValueError("matching must be 'hungarian' or 'greedy'")
+    det = out["detector"]
+    if det["method"] not in ("otsu", "adaptive"):
+        raise ValueError("detector.method must be 'otsu' or 'adaptive'")
+    if det["polarity"] not in ("auto", "dark_on_light", "light_on_dark"):
+        raise ValueError(f"detector.polarity: unknown mode {det['polarity']!r}")
+    if not 0.0 < float(det["saddle_ratio"]) <= 1.0:
+        raise ValueError("detector.saddle_ratio must be in (0, 1]")
+    if not 0.0 < float(det["hysteresis"]) <= 1.0:
+        raise ValueError("detector.hysteresis must be in (0, 1]")
+    return out
+
+
+@dataclass
+class DetectionRun:
+    """What :func:`evaluate_manifest` measured."""
+
+    #: one row per image: cell_id, split, source, n_true, n_detected, tp, fp, fn,
+    #: count_error, recall, precision, ms
+    per_cell: pd.DataFrame
+    #: cell_id -> detections / matching (kept only when asked)
+    detections: dict[str, Detections]
+    matches: dict[str, MatchResult]
+
+
+def _true_boxes(rows: pd.DataFrame) -> np.ndarray:
+    return rows[["x0", "y0", "x1", "y1"]].to_numpy(dtype=np.float64)
+
+
+def evaluate_manifest(
+    manifest: pd.DataFrame,
+    params: Mapping[str, Any] | None = None,
+    *,
+    cells: list[str] | None = None,
+    keep: bool | Callable[[str], bool] = False,
+    log: Callable[[str], None] = lambda _m: None,
+) -> DetectionRun:
+    """Detect chromosomes in every metaphase of ``manifest`` and match its boxes.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        Manifest rows of kind ``metaphase`` (others are ignored); one image per
+        ``source``, its boxes are the truth.
+    params : mapping, optional
+        Over :data:`DEFAULT_PARAMS` (:func:`resolve_params`).
+    cells : list of str, optional
+        Only these cell ids.
+    keep : bool or callable, optional
+        Keep the detections of every cell (True) or of the cells it accepts.
+    log : callable, optional
+        Progress messages.
+
+    Returns
+    -------
+    DetectionRun
+        ``ms`` is the wall time of detection alone (image decoding excluded),
+        ``cpu_ms`` the CPU time of this process meanwhile (all its threads).
+    """
+    p = resolve_params(params)
+    rows = manifest[manifest["kind"] == "metaphase"]
+    if cells is not None:
+        rows = rows[rows["cell_id"].astype(str).isin({str(c) for c in cells})]
+    records, dets, matches = [], {}, {}
+    groups = list(rows.groupby("source", sort=True))
+    for k, (source, group) in enumerate(groups):
+        cell = str(group["cell_id"].iloc[0])
+        image = read_image(source)
+        start, cpu = time.perf_counter(), time.process_time()
+        det = detect_chromosomes(image, **p["detector"])
+        ms = 1000.0 * (time.perf_counter() - start)
+        cpu_ms = 1000.0 * (time.process_time() - cpu)
+        res = match_boxes(
+            _true_boxes(group), det.boxes, iou_threshold=p["iou_threshold"], method=p["matching"]
+        )
+        records.append(
+            {
+                "cell_id": cell,
+                "split": str(group["split"].iloc[0]) if "split" in group else "",
+                "source": str(source),
+                "n_true": res.n_true,
+                "n_detected": res.n_detected,
+                "tp": res.tp,
+                "fp": res.fp,
+                "fn": res.fn,
+                "count_error": res.count_error,
+                "recall": res.tp / res.n_true if res.n_true else float("nan"),
+                "precision": res.tp / res.n_detected if res.n_detected else float("nan"),
+                "ms": round(ms, 2),
+                "cpu_ms": round(cpu_ms, 2),
+            }
+        )
+        matches[cell] = res
+        if keep is True or (callable(keep) and keep(cell)):
+            dets[cell] = det
+        if (k + 1) % 50 == 0:
+            log(f"detect: {k + 1}/{len(groups)} images")
+    columns = ["cell_id", "split", "source", "n_true", "n_detected", "tp", "fp", "fn"]
+    columns += ["count_error", "recall", "precision", "ms", "cpu_ms"]
+    return DetectionRun(pd.DataFrame(records, columns=columns), dets, matches)
+
+
+def metrics_by_split(run: DetectionRun) -> dict[str, Any]:
+    """Summaries (:func:`summarise_cells`) over all images, per split and val+test.
+
+    Also the detection time per image (mean, median, max; wall and CPU ms).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"cell_id": [], "split": [], "ms": [], "cpu_ms": []})
+    >>> metrics_by_split(DetectionRun(m, {}, {}))["all"]["cells"]
+    0
+    """
+    out: dict[str, Any] = {"all": summarise_cells(run.matches)}
+    splits = dict(zip(run.per_cell["cell_id"], run.per_cell["split"], strict=True))
+    for name in ("train", "val", "test"):
+        chosen = [r for c, r in run.matches.items() if splits.get(c) == name]
+        if chosen:
+            out[name] = summarise_cells(chosen)
+    held = [r for c, r in run.matches.items() if splits.get(c) in ("val", "test")]
+    if held:
+        out["val+test"] = summarise_cells(held)
+    for key, col in (("ms_per_image", "ms"), ("cpu_ms_per_image", "cpu_ms")):
+        ms = run.per_cell[col].to_numpy(dtype=float)
+        out[key] = {
+            "mean": float(ms.mean()) if ms.size else None,
+            "median": float(np.median(ms)) if ms.size else None,
+            "max": float(ms.max()) if ms.size else None,
+        }
+    return out
+
+
+def _pick_cells(per_cell: pd.DataFrame, n: int) -> list[str]:
+    """Cells with the lowest, median and highest recall (ties by id), at most ``n``."""
+    if per_cell.empty or n <= 0:
+        return []
+    ranked = per_cell.sort_values(["recall", "cell_id"], kind="stable")["cell_id"].tolist()
+    if n == 1:
+        return [ranked[len(ranked) // 2]]
+    idx = np.unique(np.rint(np.linspace(0, len(ranked) - 1, n)).astype(int))
+    return [ranked[i] for i in idx]
+
+
+def overlay_figure(
+    manifest: pd.DataFrame,
+    run: DetectionRun,
+    params: Mapping[str, Any] | None = None,
+    *,
+    n_cells: int = 3,
+    height: int = 700,
+) -> np.ndarray:
+    """RGB figure: true vs detected boxes on the lowest/median/highest-recall cells.
+
+    Detection is re-run on the chosen cells (with ``params``) to draw their masks.
+    """
+    p = resolve_params(params)
+    chosen = _pick_cells(run.per_cell, n_cells)
+    panels = []
+    for cell in chosen:
+        rows = manifest[
+            (manifest["cell_id"].astype(str) == cell) & (manifest["kind"] == "metaphase")
+        ]
+        image = read_image(rows["source"].iloc[0])
+        det = run.detections.get(cell) or detect_chromosomes(image, **p["detector"])
+        res = run.matches[cell]
+        title = f"{cell}: {res.tp}/{res.n_true} found, {res.fp} false, {res.n_detected} detected"
+        panels.append(
+            overlay_detections(
+                image, _true_boxes(rows), det.boxes, labels=det.labels, match=res, title=title
+            )
+        )
+    return side_by_side(panels, height=height)
+
+
+def run_detect_evaluate(
+    *,
+    dataset: str,
+    manifest: str | Path,
+    params: Mapping[str, Any] | None,
+    overlay_cells: int,
+    outputs: Mapping[str, str],
+    threads: int = 1,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The ``detect_evaluate`` rule: metrics.json, per_cell.csv and overlay.png.
+
+    Parameters
+    ----------
+    outputs : mapping
+        ``metrics``, ``per_cell``, ``overlay`` paths.
+    threads : int
+        OpenCV threads.
+    """
+    import cv2
+
+    from karyoflow.fileutil import atomic_path
+    from karyoflow.manifest import read_manifest
+
+    cv2.setNumThreads(max(int(threads), 1))
+    p = resolve_params(params)
+    table = read_manifest(manifest)
+    run = evaluate_manifest(table, p, log=log)
+    if run.per_cell.empty:
+        raise ValueError(f"{dataset}: no metaphase images in {manifest}")
+    metrics = {
+        "dataset": dataset,
+        "images": len(run.per_cell),
+        "iou_threshold": p["iou_threshold"],
+        "matching": p["matching"],
+        "params": p["detector"],
+        **metrics_by_split(run),
+    }
+    for key in ("metrics", "per_cell", "overlay"):
+        Path(outputs[key]).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(outputs["metrics"]) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    with atomic_path(outputs["per_cell"]) as tmp:
+        run.per_cell.round(4).to_csv(tmp, index=False)
+    fig = overlay_figure(table, run, p, n_cells=overlay_cells)
+    with atomic_path(outputs["overlay"]) as tmp:
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(fig, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise RuntimeError("could not encode the overlay figure")
+        tmp.write_bytes(buf.tobytes())
+    a = metrics["all"]
+    log(
+        f"detect {dataset}: {metrics['images']} images, recall {a['recall']}, "
+        f"precision {a['precision']}, |count error| {a['count_error_abs_mean']}, "
+        f"{metrics['ms_per_image']['mean']:.0f} ms/image"
+    )
+    return metrics

@@ -1,0 +1,13 @@
+"""Overlapping chromosome pairs: generation, 4-class segmentation training and evaluation.
+
+* :mod:`karyoflow.overlaps.generate` - cut single chromosomes (grey + mask) out of any
+  ingested dataset and compose labelled overlapping pairs in the public HDF5 layout
+  (rule ``make_overlaps``).
+* :mod:`karyoflow.overlaps.losses` - swap-invariant losses and metrics (the order of
+  the two chromosomes is arbitrary).
+* :mod:`karyoflow.overlaps.job` - the training and evaluation jobs (rules
+  ``train_segmentation`` and ``evaluate_segmentation``), MLflow child runs.
+
+Models live in :mod:`karyoflow.models.segmentation`, metrics and figures in
+:mod:`karyoflow.evaluate.segmentation`.
+"""

@@ -1,0 +1,679 @@
+"""The overlapping-pairs jobs: ``make_overlaps``, ``train_segmentation``, ``evaluate_segmentation``.
+
+Training and evaluation reuse the classification machinery: device set-up
+(:func:`karyoflow.train.devices.configure`: GPU claim, seeds, op determinism), MLflow
+child runs under the workflow's parent run (:mod:`karyoflow.train.tracking`) with the
+same tags and flattened parameters, and the training-curve plot.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from karyoflow.fileutil import atomic_path, file_sha256
+
+__all__ = [
+    "DEFAULT_SEG_TRAIN",
+    "SEG_LOSSES",
+    "SEG_MODES",
+    "check_overlaps_config",
+    "load_pairs",
+    "make_pair_dataset",
+    "resolve_seg_params",
+    "run_evaluate_segmentation",
+    "run_make_overlaps",
+    "run_train_segmentation",
+]
+
+Log = Callable[[str], None]
+
+#: Segmentation training options (``overlaps.params``; per model in ``model_settings``).
+DEFAULT_SEG_TRAIN: dict[str, Any] = {
+    "epochs": 8,
+    "batch_size": 32,
+    "optimizer": "adam",  # adam | adamw
+    "learning_rate": 0.002,
+    "weight_decay": 0.0,  # adamw only
+    "loss": "ce_dice",  # weighted_ce | dice | ce_dice
+    "class_weights": "sqrt",  # balanced | sqrt | none (pixel frequencies of the train split)
+    "swap_invariant": True,  # loss against labels as they are or with 1/2 swapped
+    "early_stopping_patience": 4,  # 0: off (the best epoch by monitor is kept anyway)
+    "monitor": "val_loss",  # val_loss | val_matched_accuracy
+    "augment": {"hflip": 0.5, "vflip": 0.5, "transpose": 0.5},  # online, per image
+    "threads": 0,  # intra-op CPU threads, 0: all
+    # four_class: the net predicts A / B / overlap (swap-invariant loss);
+    # three_class_geometric: the net predicts background / chromosome / overlap and A / B
+    # are assigned by geometry (karyoflow.overlaps.instances.split_instances);
+    # contact_geometric: as three_class_geometric plus a 4th class, the chromosome pixels
+    # where A touches B, which the geometric split cuts along
+    "mode": "four_class",
+    "split": {},  # split_instances options (the geometric modes)
+}
+
+#: Segmentation modes (``overlaps.params.mode``) and the classes their network predicts.
+SEG_MODES: dict[str, int] = {"four_class": 4, "three_class_geometric": 3, "contact_geometric": 4}
+
+#: Loss names (``overlaps.params.loss``), see :mod:`karyoflow.overlaps.losses`.
+SEG_LOSSES: tuple[str, ...] = ("weighted_ce", "dice", "ce_dice")
+_SPLITS = ("train", "val", "test")
+_DEFAULT_DEPTH = 3  # karyoflow.models.segmentation default (pooling levels)
+
+
+def resolve_seg_params(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge option layers over :data:`DEFAULT_SEG_TRAIN`; unknown keys raise ValueError.
+
+    Examples
+    --------
+    >>> resolve_seg_params({"epochs": 2}, {"loss": "dice"})["loss"]
+    'dice'
+    >>> resolve_seg_params({"epoch": 2})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown segmentation training option 'epoch'
+    """
+    out = copy.deepcopy(DEFAULT_SEG_TRAIN)
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if key not in out:
+                raise ValueError(f"unknown segmentation training option {key!r}")
+            if key == "augment":
+                unknown = set(value) - set(DEFAULT_SEG_TRAIN["augment"])
+                if unknown:
+                    raise ValueError(f"unknown augment option {sorted(unknown)[0]!r}")
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = copy.deepcopy(value)
+    if out["optimizer"] not in ("adam", "adamw"):
+        raise ValueError(f"optimizer must be adam or adamw, got {out['optimizer']!r}")
+    if out["loss"] not in SEG_LOSSES:
+        raise ValueError(f"loss must be one of {list(SEG_LOSSES)}, got {out['loss']!r}")
+    if out["class_weights"] not in ("balanced", "sqrt", "none"):
+        raise ValueError("class_weights must be balanced, sqrt or none")
+    if out["monitor"] not in ("val_loss", "val_matched_accuracy"):
+        raise ValueError("monitor must be val_loss or val_matched_accuracy")
+    if out["mode"] not in SEG_MODES:
+        raise ValueError(f"mode must be one of {list(SEG_MODES)}, got {out['mode']!r}")
+    if out["split"]:
+        from karyoflow.overlaps.instances import DEFAULT_SPLIT
+
+        unknown = sorted(set(out["split"]) - set(DEFAULT_SPLIT))
+        if unknown:
+            raise ValueError(f"unknown split option {unknown[0]!r}")
+    if int(out["epochs"]) < 1 or int(out["batch_size"]) < 1 or float(out["learning_rate"]) <= 0:
+        raise ValueError("epochs, batch_size and learning_rate must be positive")
+    return out
+
+
+def check_overlaps_config(section: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
+    """Checks of the ``overlaps`` config section a schema cannot express.
+
+    Raises
+    ------
+    ValueError
+        ``<key>: <reason>`` for an unknown dataset or kind, bad generator or training
+        options, or a model that does not fit the pair size.
+
+    Examples
+    --------
+    >>> check_overlaps_config({"datasets": ["x"]}, {})
+    Traceback (most recent call last):
+    ...
+    ValueError: overlaps/datasets: no dataset 'x'
+    """
+    from karyoflow.overlaps.generate import resolve_generate_params
+
+    if not section.get("enabled", True) or not section.get("datasets"):
+        return
+    for name in section["datasets"]:
+        if name not in datasets:
+            raise ValueError(f"overlaps/datasets: no dataset {name!r}")
+        kind = datasets[name]["kind"]
+        if kind not in ("voc", "crops", "centromere_csv", "overlaps_h5"):
+            raise ValueError(f"overlaps/datasets: {name!r} ({kind}) has no single chromosomes")
+    try:
+        size = int(resolve_generate_params(section.get("generate"))["size"])
+    except ValueError as exc:
+        raise ValueError(f"overlaps/generate: {exc}") from None
+    settings = section.get("model_settings") or {}
+    for model in section.get("models") or ["unet"]:
+        entry = settings.get(model) or {}
+        try:
+            resolve_seg_params(section.get("params"), entry.get("params"))
+        except ValueError as exc:
+            raise ValueError(f"overlaps/params ({model}): {exc}") from None
+        # (option names are checked when the model is built: importing Keras here
+        # would slow down every Snakemake start)
+        depth = int((entry.get("options") or {}).get("depth", _DEFAULT_DEPTH))
+        if size % 2**depth:
+            raise ValueError(
+                f"overlaps/generate/size: {size} is not a multiple of {2**depth} "
+                f"({model} depth {depth})"
+            )
+
+
+# --------------------------------------------------------------------------- make_overlaps
+
+
+def run_make_overlaps(
+    *,
+    dataset: str,
+    kind: str,
+    manifest: str | Path,
+    counts: Mapping[str, int],
+    params: Mapping[str, Any],
+    seed: int,
+    outputs: Mapping[str, str | Path],
+    log: Log = print,
+) -> dict[str, Any]:
+    """Write ``train/val/test`` pair files, ``summary`` JSON and a ``preview`` PNG.
+
+    Single-chromosome datasets: ``counts[split]`` pairs composed per split
+    (:func:`~karyoflow.overlaps.generate.generate_pairs`). ``overlaps_h5`` datasets:
+    their pairs, by the manifest's split (``counts`` ignored).
+    """
+    from karyoflow.evaluate.segmentation import plot_segmentation_samples
+    from karyoflow.manifest import read_manifest
+    from karyoflow.overlaps.generate import (
+        generate_pairs,
+        resolve_generate_params,
+        select_pairs,
+        write_pairs_h5,
+    )
+
+    p = resolve_generate_params(params)
+    df = read_manifest(manifest)
+    summary: dict[str, Any] = {"dataset": dataset, "kind": kind, "params": p, "splits": {}}
+    previews = None
+    for split in _SPLITS:
+        rows = df[df["split"] == split]
+        start = time.perf_counter()
+        if kind == "overlaps_h5":
+            frames = rows["frame"].astype(int).tolist()
+            sources = sorted(set(rows["source"].astype(str)))
+            if len(sources) > 1:
+                raise ValueError(f"{manifest}: pairs from several files {sources}")
+            if not frames:
+                result = {
+                    "pairs": np.zeros((0, p["size"], p["size"], 2), np.uint8),
+                    "cell_ids": [],
+                    "instance_ids": [],
+                    "skipped": {},
+                }
+            else:
+                result = select_pairs(sources[0], frames, rows["cell_id"].tolist(), p["size"])
+        else:
+            n = int(counts.get(split, 0))
+            if n and rows.empty:
+                raise ValueError(f"{manifest}: no {split} rows to make {n} {split} pairs from")
+            try:
+                result = generate_pairs(rows, n, p, seed, key=f"{dataset}/{split}")
+            except ValueError as exc:
+                raise ValueError(f"{manifest}: {split}: {exc}") from None
+        write_pairs_h5(
+            outputs[split],
+            result,
+            {"seed": int(seed), "dataset": dataset, "split": split, "params": p},
+        )
+        labels = result["pairs"][..., 1]
+        frac = np.bincount(labels.reshape(-1), minlength=4)[:4] / max(labels.size, 1)
+        summary["splits"][split] = {
+            "pairs": len(result["pairs"]),
+            "cells": len(set(result["cell_ids"])),
+            "label_fractions": [round(float(v), 5) for v in frac],
+            "skipped_rows": len(result["skipped"]),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        if result["skipped"]:
+            summary["splits"][split]["skipped_examples"] = dict(list(result["skipped"].items())[:5])
+        log(f"[make_overlaps] {dataset} {split}: {summary['splits'][split]}")
+        if previews is None or (not len(previews) and len(result["pairs"])):
+            previews = result["pairs"][:8]
+    previews = previews if previews is not None else np.zeros((0, 1, 1, 2), np.uint8)
+    plot_segmentation_samples(
+        previews[..., 0], previews[..., 1], None, outputs["preview"], title=f"{dataset}: pairs"
+    )
+    _write_json(outputs["summary"], summary)
+    return summary
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_pairs(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(grey (N, H, W) uint8, labels (N, H, W) uint8, cell ids)`` of a pairs file.
+
+    Raises
+    ------
+    ValueError
+        Not a readable pairs file, or label values outside 0-3.
+    """
+    import h5py
+
+    from karyoflow.readers.overlaps import find_pairs_key
+
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with h5:
+        data = np.asarray(h5[find_pairs_key(h5)])
+        cells = (
+            [c.decode() if isinstance(c, bytes) else str(c) for c in h5["cell_ids"][()]]
+            if "cell_ids" in h5
+            else [f"pair{i}" for i in range(len(data))]
+        )
+    if data.size and int(data[..., 1].max()) > 3:
+        raise ValueError(f"{path}: label values outside 0-3")
+    return data[..., 0], data[..., 1], cells
+
+
+def make_pair_dataset(
+    grey: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    training: bool,
+    augment: Mapping[str, float] | None = None,
+):
+    """``tf.data`` of ``(float32 (B, H, W, 1), int32 (B, H, W))`` batches.
+
+    Training: seeded shuffle (deterministically reshuffled every epoch) and per-image
+    random horizontal/vertical flips and transposition (square images), drawn from one
+    seeded ``tf.random.Generator``; label values are unaffected by these.
+    """
+    import tensorflow as tf
+
+    x = grey.astype(np.float32)[..., None]
+    y = labels.astype(np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    aug = dict(augment or {}) if training else {}
+    if any(float(v) > 0 for v in aug.values()):
+        gen = tf.random.Generator.from_seed(seed)
+        square = x.shape[1] == x.shape[2]
+
+        def flip(xb, yb):
+            n = tf.shape(xb)[0]
+            for name, axis in (("hflip", 2), ("vflip", 1), ("transpose", None)):
+                prob = float(aug.get(name, 0.0))
+                if prob <= 0 or (axis is None and not square):
+                    continue
+                pick = gen.uniform([n]) < prob
+                if axis is None:
+                    xt, yt = tf.transpose(xb, [0, 2, 1, 3]), tf.transpose(yb, [0, 2, 1])
+                else:
+                    xt, yt = tf.reverse(xb, [axis]), tf.reverse(yb, [axis])
+                xb = tf.where(pick[:, None, None, None], xt, xb)
+                yb = tf.where(pick[:, None, None], yt, yb)
+            return xb, yb
+
+        ds = ds.map(flip, num_parallel_calls=1, deterministic=True)
+    return ds.prefetch(2)
+
+
+def _predict(
+    model, grey: np.ndarray, batch_size: int = 64, params: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """4-class labels ``(N, H, W)`` uint8: the argmax, or in a geometric mode
+    (``params["mode"]``) the argmax split into A / B by geometry."""
+    out = np.zeros(grey.shape, np.uint8)
+    for start in range(0, len(grey), batch_size):
+        x = grey[start : start + batch_size].astype(np.float32)[..., None]
+        out[start : start + batch_size] = np.argmax(model.predict_on_batch(x), axis=-1)
+    if (params or {}).get("mode", "four_class") != "four_class":
+        from karyoflow.overlaps.instances import split_instances_batch
+
+        out = split_instances_batch(out, grey, **dict((params or {}).get("split") or {}))
+    return out
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _tags(job: Mapping[str, Any], kind: str, rule: str, device: str, data_hash: str) -> dict:
+    from karyoflow.train import tracking
+
+    return {
+        "karyoflow.kind": kind,
+        "task": "overlap_segmentation",
+        "model": job["model"],
+        "dataset": job["dataset"],
+        "size": str(job["size"]),
+        "rule": rule,
+        "wildcards": json.dumps({"dataset": job["dataset"], "seg_model": job["model"]}),
+        "git_commit": tracking.git_commit(),
+        "data_hash": data_hash,
+        "device": device,
+    }
+
+
+def run_train_segmentation(
+    job: Mapping[str, Any], outputs: Mapping[str, str | Path], *, log: Log = print
+) -> dict[str, Any]:
+    """Train one segmentation model on a dataset's pairs and write its outputs.
+
+    ``job`` keys: dataset, model, options, params (over :data:`DEFAULT_SEG_TRAIN`), seed,
+    train, val (pair files), use_gpu, mixed_precision, tracking_uri, experiment,
+    log_models, results. ``outputs`` keys: model, metrics, history, curves.
+    """
+    from karyoflow.train import devices
+
+    params = resolve_seg_params(job.get("params"))
+    seed = int(job["seed"])
+    setup = devices.configure(
+        seed=seed,
+        use_gpu=bool(job["use_gpu"]),
+        mixed_precision=bool(job["mixed_precision"]),
+        threads=int(params["threads"]),
+        lock_dir=Path(job["results"]) / ".gpu-locks",
+    )
+    log(f"[train_segmentation] {job['dataset']} {job['model']} on {setup.describe()}")
+    import keras
+
+    from karyoflow.evaluate.plots import plot_training_curves
+    from karyoflow.evaluate.segmentation import segmentation_report
+    from karyoflow.models.segmentation import build_segmentation_model
+    from karyoflow.overlaps.instances import to_contact_classes, to_three_class
+    from karyoflow.overlaps.losses import (
+        SwapInvariantLoss,
+        class_pixel_weights,
+        matched_accuracy,
+        pixel_accuracy,
+    )
+    from karyoflow.train import tracking
+    from karyoflow.train.trainer import _BestWeights, _EpochLog
+
+    x_tr, y_tr, _ = load_pairs(job["train"])
+    x_va, y_va, _ = load_pairs(job["val"])
+    if len(x_tr) == 0:
+        raise ValueError(f"{job['train']}: no training pairs")
+    size = int(x_tr.shape[1])
+    job = {**job, "size": f"{x_tr.shape[1]}x{x_tr.shape[2]}"}
+    geometric = params["mode"] != "four_class"
+    classes = SEG_MODES[params["mode"]]
+    target = {
+        "four_class": np.asarray,
+        "three_class_geometric": to_three_class,
+        "contact_geometric": to_contact_classes,
+    }[params["mode"]]
+    y_fit, y_fit_va = target(y_tr), target(y_va)
+    model = build_segmentation_model(
+        job["model"],
+        (int(x_tr.shape[1]), int(x_tr.shape[2]), 1),
+        classes,
+        options=job.get("options") or {},
+        seed=seed,
+    )
+    weights = class_pixel_weights(y_fit, classes, params["class_weights"])
+    # the geometric modes' classes (background, chromosome, overlap, contact) have no
+    # arbitrary order: no swapping
+    loss = SwapInvariantLoss(
+        params["loss"],
+        weights,
+        num_classes=classes,
+        swap=bool(params["swap_invariant"]) and not geometric,
+    )
+    lr = float(params["learning_rate"])
+    if params["optimizer"] == "adamw":
+        opt = keras.optimizers.AdamW(lr, weight_decay=float(params["weight_decay"]))
+    else:
+        opt = keras.optimizers.Adam(lr)
+    # (geometric modes: nothing to match, plain pixel accuracy)
+    model.compile(
+        optimizer=opt, loss=loss, metrics=[pixel_accuracy if geometric else matched_accuracy]
+    )
+    batch = int(params["batch_size"])
+    train_ds = make_pair_dataset(
+        x_tr, y_fit, batch_size=batch, seed=seed, training=True, augment=params["augment"]
+    )
+    has_val = len(x_va) > 0
+    val_ds = make_pair_dataset(x_va, y_fit_va, batch_size=128, seed=seed, training=False)
+    monitor = params["monitor"] if has_val else params["monitor"].replace("val_", "")
+    if geometric:
+        monitor = monitor.replace("matched_accuracy", "pixel_accuracy")
+    mode = "min" if monitor.endswith("loss") else "max"
+    patience = int(params["early_stopping_patience"])
+    cbs: list[Any] = [tracking.EpochMetrics(), _EpochLog(log, int(params["epochs"]))]
+    if patience > 0:
+        cbs.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
+            )
+        )
+    else:
+        cbs.append(_BestWeights(monitor, mode))
+    data_hash = _hash_files([job["train"], job["val"]])
+    tags = _tags(job, "train", "train_segmentation", setup.device, data_hash)
+    name = f"{job['dataset']}/{job['model']}/segmentation"
+    uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
+    parent = tracking.parent_run_id(job["results"])
+    with tracking.child_run(
+        uri, job["experiment"], name=name, parent=parent, tags=tags, results=job["results"]
+    ) as run:
+        import mlflow
+
+        mlflow.log_params(
+            tracking.flatten(
+                {
+                    "model": job["model"],
+                    "size": job["size"],
+                    "seed": seed,
+                    "model_options": job.get("options") or {},
+                    "train": params,
+                    "class_pixel_weights": [round(w, 4) for w in weights],
+                    "parameters": int(model.count_params()),
+                    "train_pairs": len(x_tr),
+                    "val_pairs": len(x_va),
+                }
+            )
+        )
+        start = time.perf_counter()
+        hist = model.fit(
+            train_ds,
+            validation_data=val_ds if has_val else None,
+            epochs=int(params["epochs"]),
+            callbacks=cbs,
+            verbose=0,
+        )
+        seconds = time.perf_counter() - start
+        history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        scores = history.get(monitor, [0.0])
+        best = int(np.argmin(scores) if mode == "min" else np.argmax(scores))
+        val_report = (
+            segmentation_report(y_va, _predict(model, x_va, params=params)) if has_val else {}
+        )
+        metrics = {
+            "val_overlap_iou": val_report.get("overlap_iou", float("nan")),
+            "val_chromosome_iou": val_report.get("chromosome_iou", float("nan")),
+            "val_mean_iou": val_report.get("mean_iou", float("nan")),
+            "val_pixel_accuracy": val_report.get("pixel_accuracy", float("nan")),
+            "best_epoch": best + 1,
+            "epochs_run": len(scores),
+            "train_seconds": round(seconds, 3),
+            "train_pairs_per_second": round(len(x_tr) * len(scores) / max(seconds, 1e-9), 1),
+            "parameters": int(model.count_params()),
+            "size": size,
+            "mode": params["mode"],
+        }
+        mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items() if k != "mode" and np.isfinite(v)}
+        )
+        _write_json(outputs["history"], history)
+        plot_training_curves(history, outputs["curves"], title=name)
+        for path in (outputs["curves"], outputs["history"]):
+            mlflow.log_artifact(str(path))
+        with atomic_path(outputs["model"]) as tmp:
+            keras_path = tmp.with_suffix(".keras")
+            model.save(keras_path)
+            keras_path.replace(tmp)
+        if job.get("log_models", True):
+            import mlflow.keras
+
+            mlflow.keras.log_model(model, name="model")
+        metrics["mlflow_run_id"] = run.info.run_id
+        metrics["device"] = setup.device
+        _write_json(outputs["metrics"], metrics)
+    log(
+        f"[train_segmentation] {name}: val overlap IoU {metrics['val_overlap_iou']:.4f}, "
+        f"chromosome IoU {metrics['val_chromosome_iou']:.4f} ({seconds:.1f}s)"
+    )
+    return metrics
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def run_evaluate_segmentation(
+    job: Mapping[str, Any], outputs: Mapping[str, str | Path], *, log: Log = print
+) -> dict[str, Any]:
+    """Test-split metrics (matched IoU per class, mean IoU, pixel accuracy) and figures.
+
+    ``job`` keys: dataset, model, model_file, test, seed, samples, tracking_uri,
+    experiment, results. ``outputs`` keys: metrics, per_class (CSV), samples (PNG).
+    """
+    from karyoflow.train import devices
+
+    setup = devices.configure(seed=int(job["seed"]), use_gpu=False)
+    import keras
+    import pandas as pd
+
+    from karyoflow.evaluate.segmentation import (
+        CLASS_NAMES,
+        match_ab,
+        plot_segmentation_samples,
+        segmentation_report,
+    )
+    from karyoflow.train import tracking
+
+    params = resolve_seg_params(job.get("params"))
+    model = keras.models.load_model(job["model_file"], compile=False)
+    classes = int(model.output_shape[-1])
+    if classes != SEG_MODES[params["mode"]]:
+        raise ValueError(
+            f"{job['model_file']}: a {classes}-class model, but mode is {params['mode']}"
+        )
+    grey, truth, cells = load_pairs(job["test"])
+    start = time.perf_counter()
+    pred = _predict(model, grey, params=params)
+    seconds = time.perf_counter() - start
+    report = segmentation_report(truth, pred)
+    metrics = {
+        "dataset": job["dataset"],
+        "model": job["model"],
+        "mode": params["mode"],
+        "test_pairs": len(grey),
+        "test_cells": len(set(cells)),
+        "overlap_iou": report["overlap_iou"],
+        "chromosome_iou": report["chromosome_iou"],
+        "mean_iou": report["mean_iou"],
+        "pixel_accuracy": report["pixel_accuracy"],
+        "iou": report["iou"],
+        "unmatched_mean_iou": report["unmatched_mean_iou"],
+        "swapped": report["swapped"],
+        "predict_seconds": round(seconds, 3),
+    }
+    with atomic_path(outputs["per_class"]) as tmp:
+        pd.DataFrame(
+            {
+                "class": list(CLASS_NAMES),
+                "label": range(4),
+                "iou": [report["iou"][c] for c in CLASS_NAMES],
+                "truth_pixels": np.asarray(report["confusion_matrix"]).sum(1),
+                "predicted_pixels": np.asarray(report["confusion_matrix"]).sum(0),
+            }
+        ).to_csv(tmp, index=False, lineterminator="\n")
+    k = min(int(job.get("samples", 8)), len(grey))
+    pick = np.linspace(0, len(grey) - 1, k).round().astype(int) if k else np.zeros(0, int)
+    matched, _ = match_ab(truth[pick], pred[pick]) if k else (pred[:0], None)
+    per_image = [
+        segmentation_report(truth[i][None], matched[j][None])["mean_iou"]
+        for j, i in enumerate(pick)
+    ]
+    plot_segmentation_samples(
+        grey[pick],
+        truth[pick],
+        matched,
+        outputs["samples"],
+        title=(
+            f"{job['dataset']} / {job['model']}: overlap IoU {report['overlap_iou']:.3f}, "
+            f"chromosome IoU {report['chromosome_iou']:.3f}, mean IoU {report['mean_iou']:.3f}"
+        ),
+        per_image_iou=per_image,
+    )
+    uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
+    tags = _tags(
+        {**job, "size": f"{grey.shape[1]}x{grey.shape[2]}"},
+        "evaluate",
+        "evaluate_segmentation",
+        setup.device,
+        _hash_files([job["test"]]),
+    )
+    name = f"{job['dataset']}/{job['model']}/evaluate_segmentation"
+    with tracking.child_run(
+        uri,
+        job["experiment"],
+        name=name,
+        parent=tracking.parent_run_id(job["results"]),
+        tags=tags,
+        results=job["results"],
+    ) as run:
+        import mlflow
+
+        numeric = {
+            "test_overlap_iou": report["overlap_iou"],
+            "test_chromosome_iou": report["chromosome_iou"],
+            "test_mean_iou": report["mean_iou"],
+            "test_pixel_accuracy": report["pixel_accuracy"],
+            **{f"test_iou_{c}": v for c, v in report["iou"].items()},
+        }
+        mlflow.log_metrics({k: float(v) for k, v in numeric.items() if np.isfinite(v)})
+        for out in ("per_class", "samples"):
+            mlflow.log_artifact(str(outputs[out]))
+        metrics["mlflow_run_id"] = run.info.run_id
+    _write_json(outputs["metrics"], metrics)
+    log(
+        f"[evaluate_segmentation] {job['dataset']} {job['model']}: overlap IoU "
+        f"{report['overlap_iou']:.4f}, chromosome IoU {report['chromosome_iou']:.4f}, mean IoU "
+        f"{report['mean_iou']:.4f}, pixel accuracy {report['pixel_accuracy']:.4f} "
+        f"({len(grey)} test pairs)"
+    )
+    return metrics
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _hash_files(paths: Sequence[str | Path]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(map(str, paths)):
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()[:16]
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, np.integer | np.floating):
+        return _finite_or_none(value.item())
+    return value
+
+
+def _write_json(path: str | Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_finite_or_none(data), indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,264 @@
+"""Detection of chromosomes in crafted metaphases, box matching and the detect rule glue."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from karyoflow.config import ConfigError, validate_config
+from karyoflow.detect.evaluate import box_iou, match_boxes, summarise_cells
+from karyoflow.detect.pipeline import (
+    DEFAULT_PARAMS,
+    evaluate_manifest,
+    metrics_by_split,
+    resolve_params,
+    run_detect_evaluate,
+)
+from karyoflow.detect.plots import COLOURS, overlay_detections
+from karyoflow.detect.segment import detect_chromosomes
+from karyoflow.manifest import manifest_frame, write_manifest
+
+BG, FG = 225, 70
+
+
+def _canvas(h: int = 300, w: int = 400) -> np.ndarray:
+    return np.full((h, w), BG, np.uint8)
+
+
+def _bar(img: np.ndarray, p0: tuple[int, int], p1: tuple[int, int], width: int = 14) -> None:
+    """A chromosome-like capsule (round ends) from p0 to p1 (x, y)."""
+    cv2.line(img, p0, p1, FG, width, lineType=cv2.LINE_8)
+    for p in (p0, p1):
+        cv2.circle(img, p, width // 2, FG, -1)
+
+
+def _finish(img: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), 1.0)
+
+
+def _box_of(p0: tuple[int, int], p1: tuple[int, int], width: int = 14) -> list[int]:
+    r = width // 2
+    return [
+        min(p0[0], p1[0]) - r,
+        min(p0[1], p1[1]) - r,
+        max(p0[0], p1[0]) + r + 1,
+        max(p0[1], p1[1]) + r + 1,
+    ]
+
+
+def _scene(extra=()) -> tuple[np.ndarray, list[list[int]]]:
+    """Five separate bars of different lengths and angles (+ extra drawing callbacks)."""
+    img = _canvas()
+    bars = [
+        ((40, 40), (40, 120)),
+        ((90, 50), (150, 60)),
+        ((200, 40), (230, 110)),
+        ((300, 60), (300, 100)),
+        ((60, 200), (140, 250)),
+    ]
+    for p0, p1 in bars:
+        _bar(img, p0, p1)
+    for draw in extra:
+        draw(img)
+    return _finish(img), [_box_of(p0, p1) for p0, p1 in bars]
+
+
+def test_separate_bars_boxes_right():
+    img, truth = _scene()
+    det = detect_chromosomes(img, background_radius=40)
+    assert len(det) == 5
+    res = match_boxes(truth, det.boxes)
+    assert res.tp == 5 and res.ious.min() > 0.6  # boxes padded by a quarter width
+    tight = detect_chromosomes(img, background_radius=40, box_pad_factor=0)
+    assert match_boxes(truth, tight.boxes).ious.min() > 0.85
+    # masks: one label per detection, covering the bar's centre line
+    assert det.labels.max() == 5 and det.labels[80, 40] > 0
+    assert det.areas.min() > 300 and np.all((det.scores > 0.3) & (det.scores <= 1))
+
+
+def test_touching_bars_split_in_two():
+    img = _canvas(200, 260)
+    a, b = ((40, 100), (118, 100)), ((132, 100), (220, 60))  # tip to tip, at an angle
+    _bar(img, *a)
+    _bar(img, *b)
+    img = _finish(img)
+    grey_fg = img < (BG + FG) // 2
+    assert cv2.connectedComponents(grey_fg.astype(np.uint8))[0] - 1 == 1  # they touch
+    det = detect_chromosomes(img, background_radius=40)
+    assert len(det) == 2
+    res = match_boxes([_box_of(*a), _box_of(*b)], det.boxes)
+    assert res.tp == 2
+    off = detect_chromosomes(img, background_radius=40, split=False)
+    assert len(off) == 1
+
+
+def test_round_nucleus_removed():
+    def nucleus(img):
+        cv2.circle(img, (300, 220), 55, 110, -1)
+
+    img, truth = _scene([nucleus])
+    det = detect_chromosomes(img, background_radius=40)
+    assert det.labels[220, 300] == 0
+    res = match_boxes(truth, det.boxes)
+    assert res.tp == 5 and res.fp == 0
+
+
+def test_debris_removed():
+    def debris(img):
+        for x, y in ((250, 180), (180, 150), (350, 250), (20, 280)):
+            cv2.circle(img, (x, y), 2, 40, -1)
+
+    img, truth = _scene([debris])
+    det = detect_chromosomes(img, background_radius=40)
+    res = match_boxes(truth, det.boxes)
+    assert (res.tp, res.fp) == (5, 0)
+    assert det.labels[180, 250] == 0
+
+
+def test_light_on_dark_and_empty_images():
+    img, truth = _scene()
+    det = detect_chromosomes(255 - img, background_radius=40)  # fluorescence-like
+    assert match_boxes(truth, det.boxes).tp == 5
+    empty = detect_chromosomes(_canvas())
+    assert len(empty) == 0 and empty.boxes.shape == (0, 4) and empty.labels.max() == 0
+
+
+def test_box_iou_and_matching():
+    t = [[0, 0, 10, 10], [10, 0, 20, 10]]
+    d = [[5, 0, 15, 10], [0, 0, 10, 10], [30, 30, 40, 40]]
+    iou = box_iou(t, d)
+    assert iou.shape == (2, 3)
+    assert iou[0, 1] == 1.0 and iou[1, 2] == 0.0
+    assert iou[0, 0] == pytest.approx(1 / 3)
+    res = match_boxes(t, d)
+    assert (res.tp, res.fp, res.fn, res.count_error) == (1, 2, 1, 1)
+    assert box_iou(np.zeros((0, 4)), d).shape == (0, 3)
+    assert match_boxes([], d).fp == 3 and match_boxes(t, []).fn == 2
+    with pytest.raises(ValueError, match="matching method"):
+        match_boxes(t, d, method="best")
+
+
+def test_hungarian_finds_more_matches_than_greedy():
+    # d0 overlaps t0 best but also t1; greedy gives t0 to d0 and leaves d1 without a
+    # partner, Hungarian pairs d0-t1 and d1-t0.
+    t = [[0, 0, 10, 10], [2, 0, 12, 10]]
+    d = [[1, 0, 11, 10], [-3, 0, 7, 10]]
+    assert match_boxes(t, d, method="hungarian").tp == 2
+    greedy = match_boxes(t, d, method="greedy", scores=[0.9, 0.1])
+    assert greedy.tp == 1
+    assert match_boxes(t, d, iou_threshold=0.99).tp == 0
+
+
+def test_summarise_cells_count_error():
+    cells = [
+        match_boxes([[0, 0, 4, 4], [5, 5, 9, 9]], [[0, 0, 4, 4]]),  # one missed
+        match_boxes([[0, 0, 4, 4]], [[0, 0, 4, 4], [9, 9, 12, 12], [20, 20, 24, 24]]),
+    ]
+    s = summarise_cells(cells)
+    assert (s["tp"], s["fp"], s["fn"]) == (2, 2, 1)
+    assert s["recall"] == pytest.approx(2 / 3) and s["precision"] == pytest.approx(0.5)
+    assert s["count_error_mean"] == pytest.approx(0.5)
+    assert s["count_error_abs_mean"] == pytest.approx(1.5)
+    assert s["count_error_abs_median"] == pytest.approx(1.5)
+    assert s["exact_count_fraction"] == 0.0
+    assert summarise_cells([])["recall"] is None
+
+
+def test_resolve_params_and_config_check():
+    p = resolve_params({"detector": {"saddle_ratio": 0.7}, "matching": "greedy"})
+    assert p["detector"]["saddle_ratio"] == 0.7 and p["matching"] == "greedy"
+    assert DEFAULT_PARAMS["matching"] == "hungarian"  # defaults untouched
+    for bad in (
+        {"detector": {"nope": 1}},
+        {"matching": "best"},
+        {"iou_threshold": 0},
+        {"detector": {"method": "sauvola"}},
+        {"extra": 1},
+    ):
+        with pytest.raises(ValueError):
+            resolve_params(bad)
+    config = {
+        "datasets": {"d": {"kind": "voc", "path": "x"}},
+        "detect": {"params": {"detector": {"nope": 1}}},
+    }
+    with pytest.raises(ConfigError, match="detect/params"):
+        validate_config(config)
+
+
+def test_overlay_colours():
+    img, truth = _scene()
+    det = detect_chromosomes(img, background_radius=40)
+    missed = [[330, 200, 360, 230]]  # a true box with nothing in it
+    out = overlay_detections(img, truth + missed, det.boxes, labels=det.labels, title="x")
+    assert out.shape == (*img.shape, 3) and out.dtype == np.uint8
+    assert tuple(out[215, 330]) == COLOURS["true_missed"]
+
+
+def test_run_detect_evaluate_writes_outputs(tmp_path):
+    img, truth = _scene()
+    records = []
+    for k, cell in enumerate(("c1", "c2")):
+        path = tmp_path / f"{cell}.png"
+        cv2.imwrite(str(path), img if k == 0 else img[:, ::-1])
+        w = img.shape[1]
+        for i, (x0, y0, x1, y1) in enumerate(truth):
+            if k == 1:
+                x0, x1 = w - x1, w - x0
+            records.append(
+                {
+                    "dataset": "d",
+                    "instance_id": f"{cell}/{i}",
+                    "kind": "metaphase",
+                    "source": str(path),
+                    "cell_id": cell,
+                    "x0": x0,
+                    "y0": y0,
+                    "x1": x1,
+                    "y1": y1,
+                    "image_width": w,
+                    "image_height": img.shape[0],
+                    "label": "1",
+                    "split": "train" if k == 0 else "test",
+                }
+            )
+    manifest = tmp_path / "d.parquet"
+    write_manifest(manifest_frame(records), manifest)
+    outputs = {
+        k: str(tmp_path / "out" / n)
+        for k, n in (
+            ("metrics", "metrics.json"),
+            ("per_cell", "per_cell.csv"),
+            ("overlay", "overlay.png"),
+        )
+    }
+    params = {"detector": {"background_radius": 40}}
+    run_detect_evaluate(
+        dataset="d",
+        manifest=manifest,
+        params=params,
+        overlay_cells=2,
+        outputs=outputs,
+        log=lambda _m: None,
+    )
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["images"] == 2 and metrics["all"]["recall"] == 1.0
+    assert metrics["test"]["cells"] == 1 and metrics["val+test"]["cells"] == 1
+    assert metrics["params"]["background_radius"] == 40
+    per_cell = pd.read_csv(outputs["per_cell"])
+    assert per_cell["tp"].tolist() == [5, 5] and (per_cell["count_error"] == 0).all()
+    assert cv2.imread(outputs["overlay"]).shape[0] == 700
+    run = evaluate_manifest(manifest_frame(records), params, cells=["c2"], keep=True)
+    assert list(run.detections) == ["c2"] and metrics_by_split(run)["all"]["tp"] == 5
+
+
+def test_default_config_matches_defaults():
+    import yaml
+
+    from karyoflow.config import PROJECT_ROOT
+
+    config = yaml.safe_load((PROJECT_ROOT / "config" / "config.yaml").read_text())
+    assert resolve_params(config["detect"]["params"]) == DEFAULT_PARAMS

@@ -1,0 +1,201 @@
+"""Overlap segmentation: matched IoU on crafted masks, losses, models, a 1-epoch fit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from karyoflow.evaluate.segmentation import (
+    colour_labels,
+    match_ab,
+    plot_segmentation_samples,
+    segmentation_report,
+    swap_ab,
+)
+
+
+def _truth() -> np.ndarray:
+    """Two 6x6 images: background, A, B and overlap in known amounts."""
+    t = np.zeros((2, 6, 6), np.int64)
+    t[:, 1:5, 1] = 1  # A: 4 px per image
+    t[:, 1:5, 3] = 2  # B: 4 px
+    t[:, 2, 2] = 3  # overlap: 1 px
+    return t
+
+
+def test_perfect_and_swapped_predictions():
+    t = _truth()
+    assert segmentation_report(t, t)["mean_iou"] == 1.0
+    swapped = swap_ab(t)
+    r = segmentation_report(t, swapped)
+    assert r["iou"] == {"background": 1.0, "chromosome_a": 1.0, "chromosome_b": 1.0, "overlap": 1.0}
+    assert r["swapped"] == 2 and r["pixel_accuracy"] == 1.0
+    assert r["unmatched_iou"]["chromosome_a"] == 0.0  # without matching A/B would be lost
+    # one image swapped, the other not: matched per image
+    mixed = t.copy()
+    mixed[1] = swap_ab(t[1])
+    r = segmentation_report(t, mixed)
+    assert r["mean_iou"] == 1.0 and r["swapped"] == 1
+    assert np.isclose(r["unmatched_iou"]["chromosome_a"], 4 / 12)  # 4 hits, 12 in union
+
+
+def test_pooled_iou_on_crafted_errors():
+    t = _truth()
+    p = t.copy()
+    p[0, 2, 2] = 1  # overlap pixel called A in image 0
+    p[1, 0, 0] = 2  # a background pixel called B in image 1
+    r = segmentation_report(t, p)
+    # overlap: 1 of 2 truth pixels found, nothing extra -> 1/2
+    assert r["overlap_iou"] == pytest.approx(0.5)
+    # A: 8 truth pixels all found, 1 extra -> 8/9; B: 8 found, 1 extra -> 8/9
+    assert r["iou"]["chromosome_a"] == pytest.approx(8 / 9)
+    assert r["iou"]["chromosome_b"] == pytest.approx(8 / 9)
+    assert r["chromosome_iou"] == pytest.approx(8 / 9)
+    # background: 72 - 18 = 54 truth px, 53 found -> 53/54
+    assert r["iou"]["background"] == pytest.approx(53 / 54)
+    assert r["pixel_accuracy"] == pytest.approx(70 / 72)
+    assert r["mean_iou"] == pytest.approx(np.mean([53 / 54, 8 / 9, 8 / 9, 0.5]))
+    cm = np.asarray(r["confusion_matrix"])
+    assert cm.sum() == 72 and cm[3, 1] == 1 and cm[0, 2] == 1
+
+
+def test_match_ab_keeps_ties_and_checks_shapes():
+    t = np.array([[0, 1, 2]])
+    p = np.array([[0, 1, 1]])  # one A hit either way: keep as it is
+    matched, swapped = match_ab(t, p)
+    assert matched.tolist() == [[0, 1, 1]] and not swapped.any()
+    with pytest.raises(ValueError, match="differ in shape"):
+        match_ab(np.zeros((1, 2, 2)), np.zeros((1, 2, 3)))
+
+
+def test_absent_class_is_nan_and_skipped_in_mean():
+    t = np.zeros((1, 4, 4), np.int64)
+    t[0, 1, 1] = 1
+    r = segmentation_report(t, t)
+    assert np.isnan(r["overlap_iou"]) and r["mean_iou"] == 1.0
+
+
+def test_colours_and_sample_figure(tmp_path):
+    assert colour_labels(np.array([[0, 1, 2, 3]])).shape == (1, 4, 3)
+    t = _truth()
+    path = tmp_path / "s.png"
+    plot_segmentation_samples(
+        (t * 50).astype(np.uint8), t, swap_ab(t), path, title="x", per_image_iou=[1.0, 1.0]
+    )
+    first = path.read_bytes()
+    plot_segmentation_samples(
+        (t * 50).astype(np.uint8), t, swap_ab(t), path, title="x", per_image_iou=[1.0, 1.0]
+    )
+    assert path.read_bytes() == first and len(first) > 2000  # deterministic PNG
+
+
+def test_swap_invariant_loss():
+    from karyoflow.overlaps.losses import SwapInvariantLoss, class_pixel_weights
+
+    y = _truth()
+    p = np.eye(4, dtype=np.float32)[swap_ab(y)] * 0.9 + 0.025
+    for kind in ("weighted_ce", "dice", "ce_dice"):
+        loss = SwapInvariantLoss(kind, class_pixel_weights(y, 4, "sqrt"))
+        assert float(loss(y, p)) == pytest.approx(float(loss(swap_ab(y), p)), rel=1e-6)
+        plain = SwapInvariantLoss(kind, swap=False)
+        assert float(plain(y, p)) > float(loss(y, p)) + 0.1
+    w = class_pixel_weights(y, 4, "balanced")
+    assert w[3] > w[1] > w[0]
+    assert SwapInvariantLoss.from_config(loss.get_config()).kind == "ce_dice"
+
+
+def test_models_build_and_reject_bad_sizes():
+    from karyoflow.models.segmentation import build_segmentation_model, segmentation_options
+
+    for name in ("unet", "segnet"):
+        m = build_segmentation_model(name, (32, 32, 1), options={"filters": 4, "depth": 2})
+        assert m.output_shape == (None, 32, 32, 4)
+        assert m.layers[-1].dtype_policy.name == "float32"
+        assert any("dropout" in layer.name for layer in m.layers)
+    assert "dropout" in segmentation_options("segnet")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        build_segmentation_model("unet", (36, 36, 1))
+    with pytest.raises(ValueError, match="unknown option"):
+        build_segmentation_model("unet", (32, 32, 1), options={"filter": 4})
+    with pytest.raises(ValueError, match="unknown segmentation model"):
+        build_segmentation_model("fcn", (32, 32, 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["four_class", "contact_geometric"])
+def test_one_epoch_fit_and_evaluation(tmp_path, mode):
+    from karyoflow.overlaps.generate import compose_pair, write_pairs_h5
+    from karyoflow.overlaps.job import run_evaluate_segmentation, run_train_segmentation
+
+    rng = np.random.default_rng(0)
+    bar = (np.full((22, 5), 0.6, np.float32), np.ones((22, 5), bool))
+    for split, n in (("train", 24), ("val", 8), ("test", 8)):
+        pairs = np.zeros((n, 32, 32, 2), np.uint8)
+        for i in range(n):
+            grey, lab = compose_pair(bar, bar, rng, size=32, downsample=1)
+            pairs[i, ..., 0], pairs[i, ..., 1] = grey, lab
+        write_pairs_h5(
+            tmp_path / f"{split}.h5",
+            {"pairs": pairs, "cell_ids": ["c"] * n, "instance_ids": [["a", "b"]] * n},
+        )
+    tracking = {
+        "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
+        "experiment": "test",
+        "log_models": False,
+        "results": str(tmp_path),
+    }
+    job = {
+        "dataset": "d",
+        "model": "unet",
+        "options": {"filters": 4, "depth": 2},
+        "params": {"epochs": 1, "batch_size": 8, "mode": mode},
+        "seed": 1,
+        "train": tmp_path / "train.h5",
+        "val": tmp_path / "val.h5",
+        "use_gpu": False,
+        "mixed_precision": False,
+        **tracking,
+    }
+    outs = {
+        k: tmp_path / "m" / f
+        for k, f in (
+            ("model", "model.keras"),
+            ("metrics", "metrics.json"),
+            ("history", "history.json"),
+            ("curves", "curves.png"),
+        )
+    }
+    metrics = run_train_segmentation(job, outs, log=lambda m: None)
+    assert metrics["epochs_run"] == 1 and 0 <= metrics["val_mean_iou"] <= 1
+    assert metrics["mode"] == mode
+    assert json.loads(outs["history"].read_text())["loss"]
+    ev = {
+        k: tmp_path / "e" / f
+        for k, f in (
+            ("metrics", "metrics.json"),
+            ("per_class", "per_class.csv"),
+            ("samples", "samples.png"),
+        )
+    }
+    job = {**job, "model_file": outs["model"], "test": tmp_path / "test.h5", "samples": 4}
+    result = run_evaluate_segmentation(job, ev, log=lambda m: None)
+    assert result["test_pairs"] == 8 and set(result["iou"]) >= {"overlap", "background"}
+    assert result["mode"] == mode
+    with pytest.raises(ValueError, match="a 4-class model, but mode is three_class"):
+        three = {**job["params"], "mode": "three_class_geometric"}
+        run_evaluate_segmentation({**job, "params": three}, ev, log=lambda m: None)
+    saved = json.loads(ev["metrics"].read_text())
+    assert saved["mlflow_run_id"] and ev["samples"].stat().st_size > 2000
+    if mode != "four_class":
+        # (the same tracking code; a second store in one process is not looked up here)
+        return
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    kinds = sorted(r.data.tags["karyoflow.kind"] for r in runs)
+    assert kinds == ["evaluate", "train"]
+    assert all(r.data.tags["rule"].endswith("segmentation") for r in runs)

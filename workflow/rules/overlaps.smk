@@ -1,0 +1,90 @@
+# Overlapping chromosome pairs (4-class semantic segmentation): compose labelled pairs
+# from the single chromosomes of an ingested dataset (both from the same split, by
+# cell), train one segmentation model per (dataset, model) as an MLflow child run,
+# evaluate IoU on the test pairs. docs/segmentation.md
+
+
+wildcard_constraints:
+    seg_model="segnet|unet",
+
+
+rule make_overlaps:
+    input:
+        manifest=manifest_path("{dataset}"),
+    output:
+        train=pairs_file("train"),
+        val=pairs_file("val"),
+        test=pairs_file("test"),
+        summary=f"{RESULTS}/overlaps/{{dataset}}/pairs/summary.json",
+        preview=report(
+            f"{RESULTS}/overlaps/{{dataset}}/pairs/preview.png",
+            caption="../report/overlaps_preview.rst",
+            category="Overlapping pairs",
+            subcategory="{dataset}",
+            labels={"model": "none", "figure": "generated pairs"},
+        ),
+    log:
+        f"{RESULTS}/logs/make_overlaps/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/make_overlaps/{{dataset}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    params:
+        kind=lambda wildcards: config["datasets"][wildcards.dataset]["kind"],
+        counts=OVERLAPS["pairs"],
+        generate=OVERLAPS["generate"],
+        seed=SEED,
+    script:
+        "../scripts/make_overlaps.py"
+
+
+rule train_segmentation:
+    input:
+        train=pairs_file("train"),
+        val=pairs_file("val"),
+    output:
+        model=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/model.keras",
+        metrics=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/metrics.json",
+        history=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/history.json",
+        curves=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/curves.png",
+    log:
+        f"{RESULTS}/logs/train_segmentation/{{dataset}}/{{seg_model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_segmentation/{{dataset}}/{{seg_model}}.tsv"
+    conda:
+        ENV_GPU if GPU["enabled"] else ENV
+    threads: TRAIN_THREADS
+    resources:
+        **GPU_RESOURCES,
+    params:
+        job=segmentation_job,
+    script:
+        "../scripts/train_segmentation.py"
+
+
+rule evaluate_segmentation:
+    input:
+        model=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/model.keras",
+        test=pairs_file("test"),
+    output:
+        metrics=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/test/metrics.json",
+        per_class=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/test/per_class.csv",
+        samples=report(
+            f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/test/samples.png",
+            caption="../report/overlaps_samples.rst",
+            category="Overlapping pairs",
+            subcategory="{dataset}",
+            labels={"model": "{seg_model}", "figure": "test segmentations"},
+        ),
+    log:
+        f"{RESULTS}/logs/evaluate_segmentation/{{dataset}}/{{seg_model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate_segmentation/{{dataset}}/{{seg_model}}.tsv"
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    params:
+        job=segmentation_job,
+    script:
+        "../scripts/evaluate_segmentation.py"

@@ -1,0 +1,19 @@
+"""Rule detect_evaluate: thin adapter over karyoflow.detect.pipeline.run_detect_evaluate."""
+
+from karyoflow.detect.pipeline import run_detect_evaluate
+from karyoflow.runner import run_logged
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+
+run_logged(
+    sm.log[0],
+    lambda log: run_detect_evaluate(
+        dataset=sm.wildcards.dataset,
+        manifest=sm.input.manifest,
+        params=sm.params.detect,
+        overlay_cells=sm.params.overlay_cells,
+        outputs=dict(sm.output.items()),
+        threads=sm.threads,
+        log=log,
+    ),
+)
