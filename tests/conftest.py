@@ -57,3 +57,18 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tracking_environment(monkeypatch):
+    """Keep one test's MLflow store out of the next.
+
+    ``mlflow.set_tracking_uri()`` exports ``MLFLOW_TRACKING_URI`` into the process
+    environment, which :func:`karyoflow.train.tracking.resolve_tracking_uri` rightly
+    prefers over the configured store (a team's server); within one pytest process that
+    would send a later test's runs to an earlier test's store.
+    """
+    from karyoflow.train.tracking import CONFIG_HASH_ENV, PARENT_ENV
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", PARENT_ENV, CONFIG_HASH_ENV):
+        monkeypatch.delenv(name, raising=False)

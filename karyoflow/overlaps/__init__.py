@@ -5,6 +5,9 @@
   (rule ``make_overlaps``).
 * :mod:`karyoflow.overlaps.losses` - swap-invariant losses and metrics (the order of
   the two chromosomes is arbitrary).
+* :mod:`karyoflow.overlaps.instances` - the geometric modes: a background / chromosome /
+  overlap (/ contact) map split into chromosome A and B by pairing the arms across the
+  overlap (``split_instances``).
 * :mod:`karyoflow.overlaps.job` - the training and evaluation jobs (rules
   ``train_segmentation`` and ``evaluate_segmentation``), MLflow child runs.
 

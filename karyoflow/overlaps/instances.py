@@ -41,18 +41,19 @@ __all__ = [
     "to_three_class",
 ]
 
-#: Options of :func:`split_instances`.
+#: Options of :func:`split_instances` (end_cost and min_overlap chosen on the validation
+#: pairs of config/examples/overlaps_real.yaml, docs/segmentation.md).
 DEFAULT_SPLIT: dict[str, Any] = {
     "cut": 1,  # px the overlap is dilated by before the pieces are separated
     "min_piece": 6,  # px: smaller pieces are not arms (assigned to the nearest one)
     "radius": 8.0,  # px from the contact used for a piece's outward direction
     "contact": 2.0,  # px: piece pixels this close to the overlap are its contact
-    "end_cost": 0.6,  # cost of a chromosome ending in an overlap region (one arm)
+    "end_cost": 0.45,  # cost of a chromosome ending in an overlap region (one arm)
     "single_cost": 2.6,  # cost of one chromosome having no arm (lying wholly on the other)
     "lateral_scale": 8.0,  # px: lateral offset between paired arms at cost 1
     "lateral_weight": 0.5,
     "max_pieces": 10,  # more arms than this: the smallest are assigned by nearness
-    "min_overlap": 0,  # px: smaller overlap regions are taken as chromosome (noise)
+    "min_overlap": 8,  # px: smaller overlap regions are taken as chromosome (noise)
 }
 
 _EIGHT = np.ones((3, 3), bool)

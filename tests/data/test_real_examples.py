@@ -25,6 +25,7 @@ EXPECTED = {
         "karyonet_rband_val": (46, 1, 0),
     },
     "pommier_frames.yaml": {"pommier": (1, 1, 0)},
+    "overlaps_real.yaml": {"karyograms612": (14072, 306, 0)},
 }
 
 

@@ -87,7 +87,8 @@ def test_degenerate_maps_and_options():
     assert split_instances(empty).max() == 0
     only = empty.copy()
     only[2:4, 2:4] = 2
-    assert (split_instances(only) == 3).sum() == 4
+    assert (split_instances(only, min_overlap=0) == 3).sum() == 4
+    assert (split_instances(only) == 3).sum() == 0  # under min_overlap px: chromosome
     two = empty.copy()
     two[1, 1:4], two[6, 1:7] = 1, 1  # no overlap: the two largest pieces are A and B
     out = split_instances(two)
