@@ -10,7 +10,8 @@ CONFIG ?= config/config.yaml
 # GPUs present (0 without an NVIDIA driver): the cap on the `gpu` resource of the rules.
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# two workers (the CI machine has 2 cores); whole test files stay on one worker
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: run test install install-gpu lint format bench clean dry-run help
 
