@@ -147,8 +147,15 @@ def _bench_preprocess_scaling() -> dict[str, Any]:
             work = Path(tmp) / f"cores{cores}"
             shutil.copytree(Path(tmp) / "base", work)
             override = work / "config.yaml"
+            import yaml
+
             text = cfg.read_text().replace("../shared/data/taichung-voc-dev", shared)
-            override.write_text(text)
+            settings = yaml.safe_load(text)
+            # preprocessing only: no training, detection or prediction jobs
+            settings.setdefault("train", {})["enabled"] = False
+            settings.setdefault("detect", {})["evaluate"] = False
+            settings.setdefault("predict", {})["enabled"] = False
+            override.write_text(yaml.safe_dump(settings))
             # the manifest exists and is newer than the config: only preprocessing runs
             for done in (work / "results" / "manifest").iterdir():
                 done.touch()
