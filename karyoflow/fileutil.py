@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path", "file_sha256"]
+__all__ = ["atomic_path", "file_sha256", "finite_or_none", "write_json"]
 
 
 @contextlib.contextmanager
@@ -55,3 +58,42 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, recursively (strict JSON).
+
+    NumPy scalars become Python numbers; tuples become lists.
+
+    Examples
+    --------
+    >>> finite_or_none({"a": float("nan"), "b": [1.5, float("inf")]})
+    {'a': None, 'b': [1.5, None]}
+    """
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN (e.g. no validation split)
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented, key-sorted strict JSON, atomically.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "m.json"
+    >>> write_json(target, {"b": 1, "a": float("nan")})
+    >>> print(target.read_text(), end='')
+    {
+      "a": null,
+      "b": 1
+    }
+    """
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(finite_or_none(data), indent=2, sort_keys=True) + "\n")

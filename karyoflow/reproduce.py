@@ -10,8 +10,15 @@ compare between tags:
     gives the same file byte for byte.
 ``metrics/evaluate.json``
     test metrics per (dataset, model).
+``metrics/centromere.json``, ``metrics/segmentation.json``, ``metrics/detect.json``
+    test metrics of the centromere models (per model), the overlapping-pair segmenters
+    (per dataset and model) and the detector (per dataset).
+``metrics/predict.json``
+    per dataset: cells given karyograms, mean count, share whose ISCN count matches the
+    truth (``results/predict/<dataset>/summary.csv``).
 ``metrics/datasets.json``
-    a content hash per dataset folder (synthetic data, manifests, preprocessed HDF5),
+    a content hash per dataset folder (synthetic data, manifests, preprocessed HDF5,
+    generated overlapping pairs),
     with the checkout's own absolute path removed from text files and manifests (the
     manifests hold absolute source paths), so a clone elsewhere hashes the same.
 ``metrics/plots/history/…csv``, ``metrics/plots/confusion/…png``
@@ -36,23 +43,36 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from karyoflow.fileutil import write_json
+
 __all__ = [
     "DATASET_DIRS",
     "IGNORED_METRICS",
+    "TASK_METRICS",
     "Check",
     "compare",
     "dataset_hashes",
     "format_table",
     "normalised_md5",
     "numeric_leaves",
+    "predict_summary",
     "reproduce",
     "write_report",
 ]
 
-#: Result folders that hold datasets (hashed into ``metrics/datasets.json``).
-DATASET_DIRS = ("synthetic", "manifest", "preprocess")
-#: Metric keys that legitimately differ between runs (timings, run ids, device).
-IGNORED_METRICS = ("train_seconds", "train_images_per_second", "mlflow_run_id", "device")
+#: Result folders (glob patterns) that hold datasets (hashed into ``metrics/datasets.json``).
+DATASET_DIRS = ("synthetic", "manifest", "preprocess", "overlaps/*/pairs")
+#: Metric keys that legitimately differ between runs (run ids, device); keys ending in
+#: ``_seconds`` or ``_per_second`` (timings) are left out too.
+IGNORED_METRICS = ("mlflow_run_id", "device", "ms_per_image", "cpu_ms_per_image")
+_TIMING_SUFFIXES = ("_seconds", "_per_second")
+#: ``metrics/<file>``: test metrics of the other tasks, ``(glob under results, depth)``:
+#: the last ``depth`` folders above ``metrics.json`` (minus ``test``) key the entry.
+TASK_METRICS: dict[str, tuple[str, int]] = {
+    "centromere.json": ("centromere/*/test/metrics.json", 1),
+    "segmentation.json": ("overlaps/*/*/test/metrics.json", 2),
+    "detect.json": ("detect/*/metrics.json", 1),
+}
 #: Extensions hashed as text, with the checkout's absolute path removed.
 _TEXT = {".csv", ".json", ".txt", ".xml", ".tsv", ".yaml", ".yml"}
 
@@ -107,10 +127,8 @@ def dataset_hashes(
     """
     results = Path(results)
     out: dict[str, dict[str, Any]] = {}
-    for name in dirs:
-        folder = results / name
-        if not folder.is_dir():
-            continue
+    folders = [f for name in dirs for f in sorted(results.glob(name)) if f.is_dir()]
+    for folder in folders:
         lines = [
             f"{normalised_md5(p, root)}  {p.relative_to(folder).as_posix()}"
             for p in sorted(folder.rglob("*"))
@@ -128,13 +146,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _write_json(path: Path, data: Any) -> None:
-    from karyoflow.fileutil import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def write_report(
@@ -179,10 +190,46 @@ def write_report(
         "evaluate": out / "evaluate.json",
         "datasets": out / "datasets.json",
     }
-    _write_json(written["train"], train)
-    _write_json(written["evaluate"], evaluate)
-    _write_json(written["datasets"], dataset_hashes(results, root))
+    write_json(written["train"], train)
+    write_json(written["evaluate"], evaluate)
+    for name, (pattern, depth) in TASK_METRICS.items():
+        task: dict[str, Any] = {}
+        for metrics_file in sorted(results.glob(pattern)):
+            folder = metrics_file.parent
+            keys = (folder.parent if folder.name == "test" else folder).parts[-depth:]
+            node = task
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = numeric_leaves(json.loads(metrics_file.read_text()))
+        written[name.removesuffix(".json")] = out / name
+        write_json(out / name, task)
+    written["predict"] = out / "predict.json"
+    write_json(written["predict"], predict_summary(results))
+    write_json(written["datasets"], dataset_hashes(results, root))
     return written
+
+
+def predict_summary(results: str | Path = "results") -> dict[str, dict[str, Any]]:
+    """Per dataset of ``results/predict``: cells, mean count, ISCN matches with the truth.
+
+    ``iscn_match`` is the share of cells with a truth whose predicted ISCN count equals
+    it (None when no cell has a truth).
+    """
+    import pandas as pd
+
+    out: dict[str, dict[str, Any]] = {}
+    for summary in sorted(Path(results).glob("predict/*/summary.csv")):
+        table = pd.read_csv(summary, dtype={"truth": str, "iscn": str})
+        known = table[table["truth"].notna()] if "truth" in table else table.iloc[:0]
+        out[summary.parent.name] = {
+            "cells": len(table),
+            "mean_count": round(float(table["count"].mean()), 6) if len(table) else None,
+            "cells_with_truth": len(known),
+            "iscn_match": (
+                round(float((known["iscn"] == known["truth"]).mean()), 6) if len(known) else None
+            ),
+        }
+    return out
 
 
 def numeric_leaves(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,7 +242,7 @@ def numeric_leaves(data: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if key in IGNORED_METRICS:
+        if key in IGNORED_METRICS or key.endswith(_TIMING_SUFFIXES):
             continue
         if isinstance(value, Mapping):
             inner = numeric_leaves(value)
@@ -289,7 +336,13 @@ def format_table(rows: list[Check]) -> str:
 
 
 #: Files of ``metrics/`` that a reproduction compares.
-COMPARED = ("train.json", "evaluate.json", "datasets.json")
+COMPARED = (
+    "train.json",
+    "evaluate.json",
+    *TASK_METRICS,
+    "predict.json",
+    "datasets.json",
+)
 
 
 def _read_metrics(folder: Path) -> dict[str, Any]:

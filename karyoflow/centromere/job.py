@@ -16,16 +16,20 @@ from typing import Any
 import numpy as np
 
 from karyoflow.centromere.data import DEFAULT_POINT_AUGMENT
-from karyoflow.fileutil import atomic_path
+from karyoflow.fileutil import atomic_path, write_json
 
 __all__ = [
     "DEFAULT_CENTROMERE_TRAIN",
     "LOSSES",
+    "REGISTRY_TASK",
     "make_loss",
     "resolve_centromere_params",
     "run_centromere_evaluation",
     "run_centromere_training",
 ]
+
+#: Registry task of the centromere models: versions of ``karyoflow-centromere``.
+REGISTRY_TASK = "centromere"
 
 #: Loss names (``centromere.params.loss``): pixel-space losses on the (x, y) distance,
 #: and ``mape`` (the published choice) for comparison.
@@ -151,17 +155,6 @@ def _tags(job: Mapping[str, Any], kind: str, rule: str, setup_device: str) -> di
     }
 
 
-def _run_kwargs(files) -> dict[str, Any]:
-    """``data_files`` for :func:`karyoflow.train.tracking.child_run` (DVC hash tag)."""
-    import inspect
-
-    from karyoflow.train import tracking
-
-    if "data_files" in inspect.signature(tracking.child_run).parameters:
-        return {"data_files": [str(f) for f in files]}
-    return {}
-
-
 def _hash_files(paths) -> str:
     from karyoflow.train.job import _hash_files as hash_files
 
@@ -191,7 +184,6 @@ def run_centromere_training(
         threads=int(params.get("threads", 0)),
         lock_dir=Path(job["results"]) / ".gpu-locks",
     )
-    import keras
     import mlflow
 
     from karyoflow.centromere.data import load_centromere_split, make_point_dataset
@@ -199,7 +191,7 @@ def run_centromere_training(
     from karyoflow.evaluate.plots import plot_training_curves
     from karyoflow.models.centromere import build_centromere_model
     from karyoflow.train import tracking
-    from karyoflow.train.trainer import _BestWeights, _EpochLog, make_optimizer
+    from karyoflow.train.trainer import make_optimizer, selection_callbacks
 
     name = f"centromere/{job['model']}"
     log(f"[train_centromere] {name} on {setup.describe()}")
@@ -231,17 +223,12 @@ def run_centromere_training(
         metrics=[_point_error_metric()],
     )
     monitor = "val_px_error" if has_val else "px_error"
-    cbs: list[Any] = [tracking.EpochMetrics()]
-    patience = int(params["early_stopping_patience"])
-    if patience > 0:
-        cbs.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="min", patience=patience, restore_best_weights=True
-            )
-        )
-    else:
-        cbs.append(_BestWeights(monitor, "min"))
-    cbs.append(_EpochLog(log, int(params["epochs"])))
+    cbs: list[Any] = [
+        tracking.EpochMetrics(),
+        *selection_callbacks(
+            monitor, "min", int(params["early_stopping_patience"]), int(params["epochs"]), log
+        ),
+    ]
 
     uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
     tags = _tags(job, "train_centromere", "train_centromere", setup.device)
@@ -254,7 +241,7 @@ def run_centromere_training(
         parent=parent,
         tags=tags,
         results=job["results"],
-        **_run_kwargs([*job["train_files"], *job["val_files"]]),
+        data_files=[str(f) for f in [*job["train_files"], *job["val_files"]]],
     ) as run:
         mlflow.log_params(
             tracking.flatten(
@@ -300,21 +287,14 @@ def run_centromere_training(
                 if isinstance(v, int | float) and np.isfinite(v)
             }
         )
-        _write_json(outputs["history"], history)
+        write_json(outputs["history"], history)
         plot_training_curves(history, outputs["curves"], title=name)
         for path in (outputs["curves"], outputs["history"]):
             mlflow.log_artifact(str(path))
-        with atomic_path(outputs["model"]) as tmp:
-            keras_path = tmp.with_suffix(".keras")
-            model.save(keras_path)
-            keras_path.replace(tmp)
-        if job.get("log_models", True):
-            import mlflow.keras
-
-            mlflow.keras.log_model(model, name="model")
+        tracking.save_model(model, outputs["model"], log=job.get("log_models", True))
         metrics["mlflow_run_id"] = run.info.run_id
         metrics["device"] = setup.device
-        _write_json(outputs["metrics"], metrics)
+        write_json(outputs["metrics"], metrics)
     val_text = (
         f"val median error {metrics.get('val_median_error_frac', float('nan')):.4f} of length"
     )
@@ -412,7 +392,7 @@ def run_centromere_evaluation(
         parent=parent,
         tags=tags,
         results=job["results"],
-        **_run_kwargs(test_files),
+        data_files=[str(f) for f in test_files],
     ) as run:
         mlflow.log_params(
             tracking.flatten(
@@ -426,8 +406,19 @@ def run_centromere_evaluation(
                 if isinstance(v, int | float) and np.isfinite(v)
             }
         )
+        tracking.register_evaluated(
+            model_file,
+            model,
+            REGISTRY_TASK,
+            "test_median_error_frac",
+            summary["median_error_frac"],
+            greater_is_better=False,
+            job=job,
+            tags={"model": job["model"], "datasets": ",".join(job["datasets"])},
+            log=log,
+        )
         metrics["mlflow_run_id"] = run.info.run_id
-        _write_json(outputs["metrics"], metrics)
+        write_json(outputs["metrics"], metrics)
         for key in ("metrics", "per_class", "predictions", "figure"):
             mlflow.log_artifact(str(outputs[key]))
     log(
@@ -435,12 +426,6 @@ def run_centromere_evaluation(
         f"{summary['median_error_frac']:.4f} of length, within 5%: {summary['within_5pct']:.3f}"
     )
     return metrics
-
-
-def _write_json(path: str | Path, data: Any) -> None:
-    from karyoflow.train.job import _write_json as write_json
-
-    write_json(path, data)
 
 
 def _write_csv(path: str | Path, frame) -> None:

@@ -27,6 +27,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from karyoflow.preprocess.intensity import normalise_polarity, to_grey
+from karyoflow.preprocess.mask import fill_holes  # re-exported: flood fill from the border
 
 __all__ = [
     "Detections",
@@ -221,21 +222,6 @@ def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     order = np.argsort(vals, kind="stable")
     out[labs[order]] = vals[order]  # ascending: the last (largest) write wins
     return out
-
-
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill the holes of a bool mask (background not reachable from the border).
-
-    Examples
-    --------
-    >>> m = np.zeros((5, 5), bool); m[1:4, 1:4] = True; m[2, 2] = False
-    >>> bool(fill_holes(m)[2, 2])
-    True
-    """
-    m = np.asarray(mask, bool)
-    inv = cv2.copyMakeBorder((~m).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
-    cv2.floodFill(inv, None, (0, 0), 2)
-    return m | (inv[1:-1, 1:-1] == 1)
 
 
 def _ridge(dt: np.ndarray) -> np.ndarray:

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from karyoflow.fileutil import atomic_path, file_sha256
+from karyoflow.fileutil import atomic_path, file_sha256, write_json
 
 __all__ = [
     "DEFAULT_SEG_TRAIN",
+    "REGISTRY_TASK",
     "SEG_LOSSES",
     "SEG_MODES",
     "check_overlaps_config",
@@ -31,6 +32,9 @@ __all__ = [
     "run_make_overlaps",
     "run_train_segmentation",
 ]
+
+#: Registry task of the overlapping-pair segmenters: versions of ``karyoflow-segmentation``.
+REGISTRY_TASK = "segmentation"
 
 Log = Callable[[str], None]
 
@@ -228,18 +232,19 @@ def run_make_overlaps(
             "cells": len(set(result["cell_ids"])),
             "label_fractions": [round(float(v), 5) for v in frac],
             "skipped_rows": len(result["skipped"]),
-            "seconds": round(time.perf_counter() - start, 2),
         }
         if result["skipped"]:
             summary["splits"][split]["skipped_examples"] = dict(list(result["skipped"].items())[:5])
-        log(f"[make_overlaps] {dataset} {split}: {summary['splits'][split]}")
+        # (the time goes to the log, not the summary: the dataset folder stays byte-identical)
+        seconds = time.perf_counter() - start
+        log(f"[make_overlaps] {dataset} {split}: {summary['splits'][split]} ({seconds:.2f}s)")
         if previews is None or (not len(previews) and len(result["pairs"])):
             previews = result["pairs"][:8]
     previews = previews if previews is not None else np.zeros((0, 1, 1, 2), np.uint8)
     plot_segmentation_samples(
         previews[..., 0], previews[..., 1], None, outputs["preview"], title=f"{dataset}: pairs"
     )
-    _write_json(outputs["summary"], summary)
+    write_json(outputs["summary"], summary)
     return summary
 
 
@@ -391,7 +396,7 @@ def run_train_segmentation(
         pixel_accuracy,
     )
     from karyoflow.train import tracking
-    from karyoflow.train.trainer import _BestWeights, _EpochLog
+    from karyoflow.train.trainer import selection_callbacks
 
     x_tr, y_tr, _ = load_pairs(job["train"])
     x_va, y_va, _ = load_pairs(job["val"])
@@ -442,23 +447,25 @@ def run_train_segmentation(
     if geometric:
         monitor = monitor.replace("matched_accuracy", "pixel_accuracy")
     mode = "min" if monitor.endswith("loss") else "max"
-    patience = int(params["early_stopping_patience"])
-    cbs: list[Any] = [tracking.EpochMetrics(), _EpochLog(log, int(params["epochs"]))]
-    if patience > 0:
-        cbs.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
-            )
-        )
-    else:
-        cbs.append(_BestWeights(monitor, mode))
+    cbs: list[Any] = [
+        tracking.EpochMetrics(),
+        *selection_callbacks(
+            monitor, mode, int(params["early_stopping_patience"]), int(params["epochs"]), log
+        ),
+    ]
     data_hash = _hash_files([job["train"], job["val"]])
-    tags = _tags(job, "train", "train_segmentation", setup.device, data_hash)
+    tags = _tags(job, "train_segmentation", "train_segmentation", setup.device, data_hash)
     name = f"{job['dataset']}/{job['model']}/segmentation"
     uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
     parent = tracking.parent_run_id(job["results"])
     with tracking.child_run(
-        uri, job["experiment"], name=name, parent=parent, tags=tags, results=job["results"]
+        uri,
+        job["experiment"],
+        name=name,
+        parent=parent,
+        tags=tags,
+        results=job["results"],
+        data_files=[job["train"], job["val"]],
     ) as run:
         import mlflow
 
@@ -508,21 +515,14 @@ def run_train_segmentation(
         mlflow.log_metrics(
             {k: float(v) for k, v in metrics.items() if k != "mode" and np.isfinite(v)}
         )
-        _write_json(outputs["history"], history)
+        write_json(outputs["history"], history)
         plot_training_curves(history, outputs["curves"], title=name)
         for path in (outputs["curves"], outputs["history"]):
             mlflow.log_artifact(str(path))
-        with atomic_path(outputs["model"]) as tmp:
-            keras_path = tmp.with_suffix(".keras")
-            model.save(keras_path)
-            keras_path.replace(tmp)
-        if job.get("log_models", True):
-            import mlflow.keras
-
-            mlflow.keras.log_model(model, name="model")
+        tracking.save_model(model, outputs["model"], log=job.get("log_models", True))
         metrics["mlflow_run_id"] = run.info.run_id
         metrics["device"] = setup.device
-        _write_json(outputs["metrics"], metrics)
+        write_json(outputs["metrics"], metrics)
     log(
         f"[train_segmentation] {name}: val overlap IoU {metrics['val_overlap_iou']:.4f}, "
         f"chromosome IoU {metrics['val_chromosome_iou']:.4f} ({seconds:.1f}s)"
@@ -613,7 +613,7 @@ def run_evaluate_segmentation(
     uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
     tags = _tags(
         {**job, "size": f"{grey.shape[1]}x{grey.shape[2]}"},
-        "evaluate",
+        "evaluate_segmentation",
         "evaluate_segmentation",
         setup.device,
         _hash_files([job["test"]]),
@@ -626,6 +626,7 @@ def run_evaluate_segmentation(
         parent=tracking.parent_run_id(job["results"]),
         tags=tags,
         results=job["results"],
+        data_files=[job["test"]],
     ) as run:
         import mlflow
 
@@ -639,8 +640,19 @@ def run_evaluate_segmentation(
         mlflow.log_metrics({k: float(v) for k, v in numeric.items() if np.isfinite(v)})
         for out in ("per_class", "samples"):
             mlflow.log_artifact(str(outputs[out]))
+        tracking.register_evaluated(
+            job["model_file"],
+            model,
+            REGISTRY_TASK,
+            "test_mean_iou",
+            report["mean_iou"],
+            greater_is_better=True,
+            job=job,
+            tags={"dataset": job["dataset"], "model": job["model"], "mode": params["mode"]},
+            log=log,
+        )
         metrics["mlflow_run_id"] = run.info.run_id
-    _write_json(outputs["metrics"], metrics)
+    write_json(outputs["metrics"], metrics)
     log(
         f"[evaluate_segmentation] {job['dataset']} {job['model']}: overlap IoU "
         f"{report['overlap_iou']:.4f}, chromosome IoU {report['chromosome_iou']:.4f}, mean IoU "
@@ -660,20 +672,3 @@ def _hash_files(paths: Sequence[str | Path]) -> str:
     for path in sorted(map(str, paths)):
         digest.update(file_sha256(path).encode())
     return digest.hexdigest()[:16]
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, np.integer | np.floating):
-        return _finite_or_none(value.item())
-    return value
-
-
-def _write_json(path: str | Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_finite_or_none(data), indent=2, sort_keys=True) + "\n")

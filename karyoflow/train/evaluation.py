@@ -135,24 +135,17 @@ def run_evaluation(
         mlflow.log_metrics(numeric)
         for out in ("per_class", "cells", "confusion"):
             mlflow.log_artifact(str(outputs[out]))
-        if tracking.get("log_models", True):  # the registry holds logged models
-            reg = trk.register_best(
-                _model_uri(path, net, uri, tracking),
-                REGISTRY_TASK,
-                "test_accuracy",
-                float(metrics["accuracy"]),
-                tracking_uri=uri,
-                tags={"dataset": dataset, "model": model, "grid_point": point},
-                lock=Path(tracking["results"]) / "mlflow" / "registry.lock",
-            )
-            mlflow.set_tags(
-                {"registered_model": reg.name, "registered_version": reg.version}
-                | ({"champion": "true"} if reg.champion else {})
-            )
-            log(
-                f"[evaluate] registered {reg.name} version {reg.version}"
-                + (f" ({trk.CHAMPION})" if reg.champion else f" (champion has {reg.previous})")
-            )
+        trk.register_evaluated(
+            path,
+            net,
+            REGISTRY_TASK,
+            "test_accuracy",
+            float(metrics["accuracy"]),
+            greater_is_better=True,
+            job=tracking,
+            tags={"dataset": dataset, "model": model, "grid_point": point},
+            log=log,
+        )
         metrics["mlflow_run_id"] = run.info.run_id
     with atomic_path(outputs["metrics"]) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
@@ -163,32 +156,6 @@ def run_evaluation(
         f"{metrics['karyotype_match_decoded']}"
     )
     return metrics
-
-
-def _model_uri(model_file: str, net: Any, uri: str, tracking: Mapping[str, Any]) -> str:
-    """The training run's logged model when it is in this store, else log it here."""
-    import mlflow
-
-    train_metrics = Path(model_file).with_name("metrics.json")
-    if train_metrics.exists():
-        run_id = json.loads(train_metrics.read_text()).get("mlflow_run_id")
-        experiment = mlflow.get_experiment_by_name(tracking["experiment"])
-        if run_id and experiment is not None:
-            from mlflow.exceptions import MlflowException
-
-            try:
-                found = mlflow.search_logged_models(
-                    experiment_ids=[experiment.experiment_id],
-                    filter_string=f"source_run_id = '{run_id}'",
-                    output_format="list",
-                )
-            except MlflowException:
-                found = []
-            if found:
-                return found[0].model_uri
-    import mlflow.keras
-
-    return mlflow.keras.log_model(net, name="model").model_uri
 
 
 def _is_number(value: Any) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from karyoflow.fileutil import atomic_path, file_sha256
+from karyoflow.fileutil import atomic_path, file_sha256, write_json
 
 __all__ = ["TrainJob", "grid_points", "point_id", "run_training"]
 
@@ -162,7 +162,7 @@ def run_training(
         if best_val_loss:
             metrics["val_loss"] = float(best_val_loss[result.best_epoch])
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        _write_json(outputs["history"], result.history)
+        write_json(outputs["history"], result.history)
         plot_training_curves(result.history, outputs["curves"], title=name)
         if len(val):
             plot_confusion_matrix(
@@ -174,37 +174,15 @@ def run_training(
         else:
             _placeholder_png(outputs["confusion"], "no validation split")
         report_path = Path(outputs["metrics"]).with_name("val_report.json")
-        _write_json(report_path, report)
+        write_json(report_path, report)
         for path in (outputs["curves"], outputs["confusion"], outputs["history"], report_path):
             mlflow.log_artifact(str(path))
-        with atomic_path(outputs["model"]) as tmp:
-            keras_path = tmp.with_suffix(".keras")
-            model.save(keras_path)
-            keras_path.replace(tmp)
-        if job.get("log_models", True):
-            import mlflow.keras
-
-            mlflow.keras.log_model(model, name="model")
+        tracking.save_model(model, outputs["model"], log=job.get("log_models", True))
         metrics["mlflow_run_id"] = run.info.run_id
         metrics["device"] = setup.device
-        _write_json(outputs["metrics"], metrics)
+        write_json(outputs["metrics"], metrics)
     log(f"[train] {name}: val_accuracy={metrics['val_accuracy']:.4f} ({result.seconds:.1f}s)")
     return metrics
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None  # strict JSON has no NaN (e.g. no validation split)
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
-def _write_json(path: str | Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_finite_or_none(data), indent=2, sort_keys=True) + "\n")
 
 
 def _placeholder_png(path: str | Path, text: str) -> None:

@@ -35,10 +35,13 @@ __all__ = [
     "flatten",
     "git_commit",
     "init_store",
+    "logged_model_uri",
     "parent_run_id",
     "register_best",
+    "register_evaluated",
     "registered_name",
     "resolve_tracking_uri",
+    "save_model",
     "start_parent_run",
 ]
 
@@ -411,6 +414,114 @@ def register_best(
         if better:
             client.set_registered_model_alias(name, CHAMPION, str(version.version))
     return Registration(name, str(version.version), better, previous)
+
+
+def save_model(model: Any, path: str | Path, *, log: bool = True) -> str | None:
+    """Save a Keras model to ``path`` atomically; log it to the active MLflow run.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained network.
+    path : path
+        Destination (any suffix; written through a ``.keras`` temporary file).
+    log : bool
+        Also ``mlflow.keras.log_model(model, name="model")`` into the active run
+        (the registry registers logged models).
+
+    Returns
+    -------
+    str or None
+        The logged model's URI, or None when not logged.
+    """
+    from karyoflow.fileutil import atomic_path
+
+    with atomic_path(path) as tmp:
+        keras_path = tmp.with_suffix(".keras")
+        model.save(keras_path)
+        keras_path.replace(tmp)
+    if not log:
+        return None
+    import mlflow.keras
+
+    return mlflow.keras.log_model(model, name="model").model_uri
+
+
+def logged_model_uri(model_file: str | Path, model: Any, experiment: str) -> str:
+    """URI of the model its training run logged, or log ``model`` into the active run.
+
+    The training job writes ``metrics.json`` (with ``mlflow_run_id``) beside its model
+    file; when that run is in this store's ``experiment`` and logged a model, its URI is
+    returned, so the registry points at the training run. Otherwise (another store, or
+    logging was off when it trained) the model is logged into the current run.
+    """
+    import mlflow
+
+    train_metrics = Path(model_file).with_name("metrics.json")
+    if train_metrics.exists():
+        run_id = json.loads(train_metrics.read_text()).get("mlflow_run_id")
+        found_experiment = mlflow.get_experiment_by_name(experiment)
+        if run_id and found_experiment is not None:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                found = mlflow.search_logged_models(
+                    experiment_ids=[found_experiment.experiment_id],
+                    filter_string=f"source_run_id = '{run_id}'",
+                    output_format="list",
+                )
+            except MlflowException:
+                found = []
+            if found:
+                return found[0].model_uri
+    import mlflow.keras
+
+    return mlflow.keras.log_model(model, name="model").model_uri
+
+
+def register_evaluated(
+    model_file: str | Path,
+    model: Any,
+    task: str,
+    metric_name: str,
+    value: float,
+    *,
+    greater_is_better: bool,
+    job: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+    log: Any = print,
+) -> Registration | None:
+    """Register an evaluated model as a version of ``karyoflow-<task>`` (evaluate rules).
+
+    Call inside the evaluation's active child run. ``job`` holds the tracking settings
+    (``tracking_uri``, ``experiment``, ``results``, ``log_models``); nothing is registered
+    when ``log_models`` is false (the registry holds logged models). The run is tagged
+    with the registered name and version, and ``champion`` when the alias moved.
+    """
+    if not job.get("log_models", True):
+        return None
+    import mlflow
+
+    uri = resolve_tracking_uri(job.get("tracking_uri"), job["results"])
+    reg = register_best(
+        logged_model_uri(model_file, model, job["experiment"]),
+        task,
+        metric_name,
+        float(value),
+        greater_is_better,
+        tracking_uri=uri,
+        tags=tags,
+        lock=Path(job["results"]) / "mlflow" / "registry.lock",
+    )
+    mlflow.set_tags(
+        {"registered_model": reg.name, "registered_version": reg.version}
+        | ({"champion": "true"} if reg.champion else {})
+    )
+    log(
+        f"[registry] {reg.name} version {reg.version}: {metric_name} {float(value):.4g}"
+        + (f" ({CHAMPION})" if reg.champion else f" (champion has {reg.previous})")
+    )
+    return reg
 
 
 @contextlib.contextmanager

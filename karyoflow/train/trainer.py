@@ -214,18 +214,13 @@ def train_model(
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
-    cbs = list(callbacks)
-    patience = int(params["early_stopping_patience"])
     mode = "min" if "loss" in monitor else "max"
-    if patience > 0:
-        cbs.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
-            )
-        )
-    else:
-        cbs.append(_BestWeights(monitor, mode))
-    cbs.append(_EpochLog(log, int(params["epochs"])))
+    cbs = [
+        *callbacks,
+        *selection_callbacks(
+            monitor, mode, int(params["early_stopping_patience"]), int(params["epochs"]), log
+        ),
+    ]
     start = time.perf_counter()
     hist = model.fit(
         train_ds, validation_data=val_ds, epochs=int(params["epochs"]), callbacks=cbs, verbose=0
@@ -235,6 +230,31 @@ def train_model(
     scores = history.get(monitor, [0.0])
     best = int(np.argmin(scores) if mode == "min" else np.argmax(scores))
     return TrainResult(history, best, seconds, len(train), len(scores))
+
+
+def selection_callbacks(
+    monitor: str, mode: str, patience: int, epochs: int, log: Callable[[str], None] = print
+) -> list[Any]:
+    """Keras callbacks keeping the best epoch's weights, and a one-line log per epoch.
+
+    Early stopping on ``monitor`` (``mode`` ``"min"`` or ``"max"``) with ``patience``
+    epochs, restoring the best weights; with ``patience <= 0`` every epoch runs and the
+    best weights are restored at the end. Shared by every training job (classification,
+    centromere, segmentation).
+    """
+    import keras
+
+    cbs: list[Any] = []
+    if patience > 0:
+        cbs.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
+            )
+        )
+    else:
+        cbs.append(_BestWeights(monitor, mode))
+    cbs.append(_EpochLog(log, epochs))
+    return cbs
 
 
 def predict_proba(model, data: SplitData, batch_size: int = 256) -> np.ndarray:

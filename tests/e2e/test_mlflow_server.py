@@ -80,6 +80,10 @@ def tiny_training_config(repo: Path) -> dict:
     config["preprocess"].update(shards=1, qc_per_class=1)
     config["preprocess"]["params"]["augment"]["copies"] = 0
     config["train"]["params"].update(epochs=1, batch_size=32, threads=2)
+    config["centromere"]["params"].update(epochs=1)
+    config["overlaps"]["pairs"] = {"train": 8, "val": 4, "test": 4}
+    config["overlaps"]["generate"]["size"] = 32
+    config["overlaps"]["params"].update(epochs=1)
     config["mlflow"].update(experiment="karyoflow-http", log_models=True, tracking_uri=None)
     return config
 
@@ -109,7 +113,8 @@ def test_workflow_against_mlflow_server(repo, tmp_path):
         (work / "config.yaml").write_text(yaml.safe_dump(tiny_training_config(repo)))
         cmd = [str(BIN / "snakemake"), "-s", str(repo / "Snakefile"), "--directory", str(work)]
         cmd += ["--cores", "2", "--configfile", str(work / "config.yaml")]
-        cmd += ["--until", "evaluate"]  # the classification branch of the workflow
+        # the three trained tasks (no karyograms, no report)
+        cmd += ["--until", "evaluate", "evaluate_centromere", "evaluate_segmentation"]
         proc = subprocess.run(
             cmd,
             env={**env, "MLFLOW_TRACKING_URI": base},
@@ -136,9 +141,18 @@ def test_workflow_against_mlflow_server(repo, tmp_path):
         (parent,) = by_kind["workflow"]
         (train,) = by_kind["train"]
         (evaluate,) = by_kind["evaluate"]
+        children = [r for r in runs if r is not parent]
+        assert {tags(r)["rule"] for r in children} == {
+            "train",
+            "evaluate",
+            "train_centromere",
+            "evaluate_centromere",
+            "train_segmentation",
+            "evaluate_segmentation",
+        }
         parent_id = parent["info"]["run_id"]
         assert parent["info"]["status"] == "FINISHED"
-        for child in (train, evaluate):
+        for child in children:
             t = tags(child)
             assert t["mlflow.parentRunId"] == parent_id
             for key in ("git_commit", "config_hash", "dvc_data_hash", "rule", "wildcards"):
@@ -163,14 +177,24 @@ def test_workflow_against_mlflow_server(repo, tmp_path):
             parent, "preprocess/synthetic_voc"
         )
 
-        model = api(base, "registered-models/get", name="karyoflow-classification")
-        assert model["registered_model"]["name"] == "karyoflow-classification"
-        champ = api(
-            base, "registered-models/alias", name="karyoflow-classification", alias="champion"
-        )["model_version"]
-        assert champ["version"] == "1"
-        version_tags = {t["key"]: t["value"] for t in champ.get("tags", [])}
-        assert version_tags["metric_name"] == "test_accuracy"
+        # every task's evaluated model is registered; the first version is the champion
+        for task, metric in (
+            ("classification", "test_accuracy"),
+            ("centromere", "test_median_error_frac"),
+            ("segmentation", "test_mean_iou"),
+        ):
+            name = f"karyoflow-{task}"
+            model = api(base, "registered-models/get", name=name)
+            assert model["registered_model"]["name"] == name
+            champ = api(base, "registered-models/alias", name=name, alias="champion")
+            champ = champ["model_version"]
+            assert champ["version"] == "1"
+            version_tags = {t["key"]: t["value"] for t in champ.get("tags", [])}
+            assert version_tags["metric_name"] == metric
+            assert version_tags["greater_is_better"] == str(task != "centromere").lower()
+            # the version points at the training run's logged model
+            train_run = [r for r in children if tags(r)["rule"].startswith("train")]
+            assert champ["run_id"] in {r["info"]["run_id"] for r in train_run}, champ
         assert version_tags["dataset"] == "synthetic_voc"
 
 

@@ -29,6 +29,12 @@ TINY = {
     "split": {"fractions": {"train": 0.5, "val": 0.25, "test": 0.25}},
     "preprocess": {"shards": 1, "qc_per_class": 1, "params": {"augment": {"copies": 1}}},
     "train": {"params": {"epochs": 1, "batch_size": 32, "threads": 2}},
+    "centromere": {"params": {"epochs": 1}},
+    "overlaps": {
+        "pairs": {"train": 8, "val": 4, "test": 4},
+        "generate": {"size": 32},
+        "params": {"epochs": 1},
+    },
     "mlflow": {"log_models": False},
 }
 
@@ -99,7 +105,21 @@ def test_tag_push_change_diff_clone_reproduce(repo, tmp_path):
     evaluate_v1 = json.loads((work / "metrics" / "evaluate.json").read_text())
     assert evaluate_v1["synthetic_voc"]["karyonet_fast"]["test_instances"] > 0
     datasets = json.loads((work / "metrics" / "datasets.json").read_text())
-    assert set(datasets) == {"results/synthetic", "results/manifest", "results/preprocess"}
+    assert set(datasets) == {
+        "results/synthetic",
+        "results/manifest",
+        "results/preprocess",
+        "results/overlaps/synthetic_voc/pairs",
+    }
+    # every task has its DVC stage and its metrics
+    centromere = json.loads((work / "metrics" / "centromere.json").read_text())
+    assert 0 <= centromere["centromere_heatmap"]["median_error_frac"] < 1
+    segmentation = json.loads((work / "metrics" / "segmentation.json").read_text())
+    assert 0 <= segmentation["synthetic_voc"]["unet"]["overlap_iou"] <= 1
+    detect = json.loads((work / "metrics" / "detect.json").read_text())
+    assert detect["synthetic_voc"]["all"]["recall"] > 0
+    predict = json.loads((work / "metrics" / "predict.json").read_text())
+    assert predict["synthetic_voc"]["cells"] > 0
     assert (work / "metrics/plots/history/synthetic_voc/karyonet_fast/adamw-lr0.003.csv").exists()
     assert (work / "metrics/plots/confusion/synthetic_voc/karyonet_fast.png").exists()
     sh(["git", "add", "-A"], work, env)
@@ -156,6 +176,9 @@ def test_tag_push_change_diff_clone_reproduce(repo, tmp_path):
         "metrics/train.json:synthetic_voc.karyonet_fast.adamw-lr0.003.val_loss",
         "metrics/datasets.json:results/preprocess.md5",
         "metrics/datasets.json:results/manifest.md5",
+        "metrics/centromere.json:centromere_heatmap.median_error_frac",
+        "metrics/segmentation.json:synthetic_voc.unet.mean_iou",
+        "metrics/predict.json:synthetic_voc.cells",
         "dvc.lock:results/preprocess",
     ):
         assert item in table, table

@@ -197,5 +197,5 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
     client = MlflowClient(tracking["tracking_uri"])
     runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     kinds = sorted(r.data.tags["karyoflow.kind"] for r in runs)
-    assert kinds == ["evaluate", "train"]
+    assert kinds == ["evaluate_segmentation", "train_segmentation"]
     assert all(r.data.tags["rule"].endswith("segmentation") for r in runs)

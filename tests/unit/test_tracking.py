@@ -57,6 +57,59 @@ def test_register_best_moves_champion_only_when_better(store, tmp_path):
     assert first.champion and not second.champion
 
 
+def test_save_model_and_register_evaluated_point_at_training_run(store, tmp_path):
+    import keras
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from karyoflow.fileutil import write_json
+
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("test")
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model_file = tmp_path / "job" / "model.keras"
+    with mlflow.start_run() as train_run:
+        uri = trk.save_model(net, model_file, log=True)
+    assert uri and model_file.exists() and not list(model_file.parent.glob(".*part"))
+    write_json(model_file.with_name("metrics.json"), {"mlflow_run_id": train_run.info.run_id})
+    assert trk.save_model(net, tmp_path / "other.keras", log=False) is None
+    job = {"tracking_uri": store, "experiment": "test", "results": tmp_path / "results"}
+    lines = []
+    regs = []
+    for error in (0.05, 0.02, 0.03):  # lower is better
+        with mlflow.start_run() as eval_run:
+            regs.append(
+                trk.register_evaluated(
+                    model_file,
+                    net,
+                    "centromere",
+                    "test_median_error_frac",
+                    error,
+                    greater_is_better=False,
+                    job=job,
+                    tags={"model": "tiny"},
+                    log=lines.append,
+                )
+            )
+        run_tags = MlflowClient(store).get_run(eval_run.info.run_id).data.tags
+        assert run_tags["registered_model"] == "karyoflow-centromere"
+    assert [r.champion for r in regs] == [True, True, False]
+    assert "(champion)" in lines[1] and "champion has 0.02" in lines[2]
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    champ = client.get_model_version_by_alias("karyoflow-centromere", trk.CHAMPION)
+    assert str(champ.version) == "2" and champ.run_id == train_run.info.run_id
+    assert champ.tags["greater_is_better"] == "false" and champ.tags["model"] == "tiny"
+    # logging off: nothing registered
+    with mlflow.start_run():
+        off = {**job, "log_models": False}
+        assert (
+            trk.register_evaluated(
+                model_file, net, "centromere", "m", 0.0, greater_is_better=False, job=off
+            )
+            is None
+        )
+
+
 def test_parent_artifacts_are_namespaced(store, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
