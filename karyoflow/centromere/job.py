@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from karyoflow.centromere.data import DEFAULT_POINT_AUGMENT
-from karyoflow.fileutil import atomic_path, write_json
+from karyoflow.fileutil import atomic_path, files_sha256, write_json
 
 __all__ = [
     "DEFAULT_CENTROMERE_TRAIN",
@@ -155,12 +155,6 @@ def _tags(job: Mapping[str, Any], kind: str, rule: str, setup_device: str) -> di
     }
 
 
-def _hash_files(paths) -> str:
-    from karyoflow.train.job import _hash_files as hash_files
-
-    return hash_files(paths)
-
-
 def run_centromere_training(
     job: Mapping[str, Any],
     outputs: Mapping[str, str | Path],
@@ -232,7 +226,7 @@ def run_centromere_training(
 
     uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
     tags = _tags(job, "train_centromere", "train_centromere", setup.device)
-    tags["data_hash"] = _hash_files([*job["train_files"], *job["val_files"]])
+    tags["data_hash"] = files_sha256([*job["train_files"], *job["val_files"]])
     parent = tracking.parent_run_id(job["results"])
     with tracking.child_run(
         uri,
@@ -383,7 +377,7 @@ def run_centromere_evaluation(
     )
     uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
     tags = _tags(job, "evaluate_centromere", "evaluate_centromere", setup.device)
-    tags["data_hash"] = _hash_files(test_files)
+    tags["data_hash"] = files_sha256(test_files)
     parent = tracking.parent_run_id(job["results"])
     with tracking.child_run(
         uri,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from karyoflow.fileutil import atomic_path, file_sha256, write_json
+from karyoflow.fileutil import atomic_path, files_sha256, write_json
 
 __all__ = [
     "DEFAULT_SEG_TRAIN",
@@ -453,7 +453,7 @@ def run_train_segmentation(
             monitor, mode, int(params["early_stopping_patience"]), int(params["epochs"]), log
         ),
     ]
-    data_hash = _hash_files([job["train"], job["val"]])
+    data_hash = files_sha256([job["train"], job["val"]])
     tags = _tags(job, "train_segmentation", "train_segmentation", setup.device, data_hash)
     name = f"{job['dataset']}/{job['model']}/segmentation"
     uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
@@ -616,7 +616,7 @@ def run_evaluate_segmentation(
         "evaluate_segmentation",
         "evaluate_segmentation",
         setup.device,
-        _hash_files([job["test"]]),
+        files_sha256([job["test"]]),
     )
     name = f"{job['dataset']}/{job['model']}/evaluate_segmentation"
     with tracking.child_run(
@@ -663,12 +663,3 @@ def run_evaluate_segmentation(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _hash_files(paths: Sequence[str | Path]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(map(str, paths)):
-        digest.update(file_sha256(path).encode())
-    return digest.hexdigest()[:16]

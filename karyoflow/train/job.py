@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from karyoflow.fileutil import atomic_path, file_sha256, write_json
+from karyoflow.fileutil import atomic_path, file_sha256, files_sha256, write_json
 
 __all__ = ["TrainJob", "grid_points", "point_id", "run_training"]
 
@@ -37,13 +36,6 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> dict[str, dict[str, Any]]:
 
 class TrainJob(dict):
     """Everything one job needs (plain dict, built by the rule's params)."""
-
-
-def _hash_files(paths: Sequence[str | Path]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(map(str, paths)):
-        digest.update(file_sha256(path).encode())
-    return digest.hexdigest()[:16]
 
 
 def run_training(
@@ -90,7 +82,7 @@ def run_training(
         seed=int(job["seed"]),
         size_features=2 if job["params"].get("size_features") else 0,
     )
-    data_hash = _hash_files([*job["train_files"], *job["val_files"]])
+    data_hash = files_sha256([*job["train_files"], *job["val_files"]])
     manifest_hash = file_sha256(job["manifest"])[:16]
     tags = {
         "karyoflow.kind": "train",
