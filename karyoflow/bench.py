@@ -249,6 +249,61 @@ def _bench_predict_metaphase() -> dict[str, Any]:
     }
 
 
+def _bench_detect_learned() -> dict[str, Any]:
+    """Learned detector (``centernet``, default size, untrained weights: speed does not
+    depend on them) on Taichung metaphases at the default scale: detection alone, all
+    cores, after a warm-up image; and its training speed on random crops."""
+    import statistics
+
+    import numpy as np
+
+    from karyoflow.detect.job import DEFAULT_DETECTOR_TRAIN as P
+    from karyoflow.detect.learned import detect_learned, training_batch
+    from karyoflow.imageio import read_image
+    from karyoflow.manifest import read_manifest
+    from karyoflow.models.detector import centernet
+    from karyoflow.train import devices
+
+    devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        found = _taichung_manifest(Path(tmp))
+        if found is None:
+            return {"skipped": "../shared/data/taichung-voc-dev not found"}
+        _config, path = found
+        sources = sorted(read_manifest(path)["source"].unique())[::20][:13]
+    model = centernet(filters=P["filters"], head=P["head"])
+    greys = [read_image(s, grey=True) for s in sources]
+    detect_learned(model, greys[0], scale=P["scale"])  # warm-up
+    walls = []
+    for grey in greys[1:]:
+        start = time.perf_counter()
+        detect_learned(model, grey, scale=P["scale"])
+        walls.append(time.perf_counter() - start)
+    from karyoflow.detect.centernet import centernet_loss
+
+    model.compile(optimizer="adam", loss=centernet_loss())
+    rng = np.random.default_rng(0)
+    # random content: this measures speed only
+    images = [(rng.random((400, 400)) * 255).astype(np.uint8) for _ in range(4)]
+    boxes = [np.array([[100.0, 100.0, 140.0, 160.0]])] * 4
+    bs, crop = int(P["batch_size"]), int(P["crop"])
+    batches = [training_batch(rng, images, boxes, bs, crop) for _ in range(6)]
+    model.train_on_batch(*batches[0])  # warm-up (graph tracing)
+    start = time.perf_counter()
+    for x, y in batches[1:]:
+        model.train_on_batch(x, y)
+    train_s = time.perf_counter() - start
+    return {
+        "metaphases": len(walls),
+        "parameters": int(model.count_params()),
+        "scale": P["scale"],
+        "s_per_metaphase_mean": round(statistics.mean(walls), 3),
+        "s_per_metaphase_max": round(max(walls), 3),
+        "train_crop": crop,
+        "train_crops_per_s": round(bs * (len(batches) - 1) / train_s, 1),
+    }
+
+
 def _bench_train(model_name: str, batch: int, steps: int) -> Callable[[], dict[str, Any]]:
     """Training throughput of one architecture at its default input size (CPU)."""
 
@@ -281,6 +336,7 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "preprocess_taichung_chain": _bench_preprocess_chain,
     "preprocess_taichung_scaling": _bench_preprocess_scaling,
     "detect_taichung": _bench_detect_taichung,
+    "detect_learned": _bench_detect_learned,
     "predict_metaphase": _bench_predict_metaphase,
     "train_karyonet_fast": _bench_train("karyonet_fast", 64, 20),
     "train_hu2019": _bench_train("hu2019", 16, 4),

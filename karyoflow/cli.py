@@ -171,6 +171,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         classifier, config = _classifier_and_config(args)
+        detector = None
+        if args.detector:
+            from karyoflow.detect.pipeline import learned_detector
+
+            detector, _ = learned_detector(args.detector)
         table = predict_paths(
             args.images,
             classifier,
@@ -180,6 +185,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             detect=(config.get("detect") or {}).get("params"),
             decode=not args.no_decode,
             log=lambda m: print(m, file=sys.stderr, flush=True),
+            detector=detector,
         )
     except (OSError, ValueError) as exc:
         raise SystemExit(f"karyoflow: {exc}") from None
@@ -293,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/predict/cli", help="output folder")
     p.add_argument("--voc", help="folder with <image stem>.xml Pascal VOC boxes")
     p.add_argument("--no-decode", action="store_true", help="per-chromosome argmax only")
+    p.add_argument(
+        "--detector",
+        help="learned detector (model.keras of rule train_detector, detector.json beside it) "
+        "instead of the classical one",
+    )
     _model_options(p)
     p.set_defaults(func=_cmd_predict)
 

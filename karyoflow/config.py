@@ -119,6 +119,15 @@ def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
         resolve_detect(detect.get("params") or {})
     except ValueError as exc:
         raise ConfigError(f"{source}: detect/params: {exc}") from None
+    try:
+        from karyoflow.detect.job import resolve_detector_params
+
+        resolve_detector_params((detect.get("learned") or {}).get("params") or {})
+    except ValueError as exc:
+        raise ConfigError(f"{source}: detect/learned/params: {exc}") from None
+    predict = config.get("predict") or {}
+    if predict.get("boxes") == "learned" and not (detect.get("learned") or {}).get("enabled"):
+        raise ConfigError(f"{source}: predict/boxes: 'learned' needs detect/learned/enabled: true")
     for name, entry in datasets.items():
         other = entry.get("split_with")
         if other is None:

@@ -244,6 +244,7 @@ def predict_cell(
     extra_copy_penalty: float | None = None,
     min_probability: float = DEFAULT_MIN_PROBABILITY,
     source: str = "",
+    detector: Callable[[np.ndarray], Any] | None = None,
 ) -> CellPrediction:
     """Find, classify and count the chromosomes of one metaphase image.
 
@@ -263,6 +264,9 @@ def predict_cell(
     decode : bool
         Karyotype-level decoding (two of each autosome, XX/XY, confident extra copies
         survive); off: the per-chromosome argmax.
+    detector : callable, optional
+        ``grey image -> Detections`` used instead of the classical detector when boxes
+        are not given (a learned one: :func:`karyoflow.detect.pipeline.learned_detector`).
 
     Returns
     -------
@@ -282,7 +286,10 @@ def predict_cell(
         from karyoflow.detect.pipeline import resolve_params as detect_params
         from karyoflow.detect.segment import detect_chromosomes
 
-        found = detect_chromosomes(grey, **detect_params(detect)["detector"])
+        if detector is not None:
+            found = detector(grey)
+        else:
+            found = detect_chromosomes(grey, **detect_params(detect)["detector"])
         boxes = np.asarray(found.boxes, np.int64).reshape(-1, 4)
     boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
     timings["detect"] = time.perf_counter() - t0
@@ -475,11 +482,13 @@ def predict_manifest_cells(
     decode: bool = True,
     summary: str | Path | None = None,
     log: Callable[[str], None] = print,
+    detector: Callable[[np.ndarray], Any] | None = None,
 ) -> pd.DataFrame:
     """Predict every metaphase (cell) of a manifest split into ``out_dir/<cell>/``.
 
     ``boxes="manifest"`` uses the annotated boxes, ``"detect"`` the detector (the
-    unannotated case). The summary table (also ``out_dir/summary.csv``) compares each
+    unannotated case: ``detector`` if given, e.g. a learned one, else the classical
+    one with ``detect``). The summary table (also ``out_dir/summary.csv``) compares each
     cell's ISCN with its truth where the manifest has one (``cell_truth``); it is
     written to ``summary`` (default ``out_dir/summary.csv``).
     """
@@ -509,6 +518,7 @@ def predict_manifest_cells(
             detect=detect,
             decode=decode,
             source=source,
+            detector=detector,
         )
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cell)
         write_prediction(pred, out / safe)
@@ -550,20 +560,36 @@ def run_predict_cells(
     preprocess: Mapping[str, Any] | None,
     detect: Mapping[str, Any] | None,
     log: Callable[[str], None] = print,
+    detector_model: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Rule ``predict_cells``: the dataset's best model on every cell of a split."""
+    """Rule ``predict_cells``: the dataset's best model on every cell of a split.
+
+    ``settings["boxes"]``: ``manifest``, ``detect`` (classical) or ``learned`` (the
+    learned detector ``detector_model``).
+    """
     from karyoflow.manifest import read_manifest
 
     best = json.loads(Path(best_json).read_text())["best"]
     model_path = Path(best_json).parent / best["model"] / best["point"] / "model.keras"
     classifier = load_classifier(model_path)
     log(f"[predict] model {model_path} ({best['model']} {best['point']})")
+    boxes = settings.get("boxes", "manifest")
+    detector = None
+    if boxes == "learned":
+        if detector_model is None:
+            raise ValueError("predict.boxes 'learned' needs a trained learned detector")
+        from karyoflow.detect.pipeline import learned_detector
+
+        detector, _ = learned_detector(detector_model)
+        log(f"[predict] boxes from the learned detector {detector_model}")
+        boxes = "detect"
     return predict_manifest_cells(
         read_manifest(manifest),
         classifier,
         out_dir,
+        detector=detector,
         split=settings.get("split", "test"),
-        boxes=settings.get("boxes", "manifest"),
+        boxes=boxes,
         preprocess=preprocess,
         detect=detect,
         decode=bool(settings.get("decode", True)),
@@ -607,13 +633,15 @@ def predict_paths(
     detect: Mapping[str, Any] | None = None,
     decode: bool = True,
     log: Callable[[str], None] = print,
+    detector: Callable[[np.ndarray], Any] | None = None,
 ) -> pd.DataFrame:
     """Predict every image (files or folders) into ``out_dir/<image stem>/``.
 
     Boxes come from ``voc_dir/<stem>.xml`` when ``voc_dir`` is given, else from the
-    detector. An unreadable image or annotation does not stop the batch: its row in
-    the returned table (also written as ``out_dir/summary.csv``) has ``status``
-    ``"error: <reason>"``. Progress is logged per image with its time.
+    detector (``detector``, e.g. a learned one, or the classical one with ``detect``).
+    An unreadable image or annotation does not stop the batch: its row in the returned
+    table (also written as ``out_dir/summary.csv``) has ``status`` ``"error: <reason>"``.
+    Progress is logged per image with its time.
     """
     from karyoflow.imageio import ImageReadError, read_image
 
@@ -640,6 +668,7 @@ def predict_paths(
                 detect=detect,
                 decode=decode,
                 source=str(path),
+                detector=detector,
             )
             write_prediction(pred, out / path.stem)
             row.update(

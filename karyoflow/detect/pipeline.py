@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_PARAMS",
     "DetectionRun",
     "evaluate_manifest",
+    "learned_detector",
     "metrics_by_split",
     "overlay_figure",
     "resolve_params",
@@ -115,6 +116,7 @@ def evaluate_manifest(
     cells: list[str] | None = None,
     keep: bool | Callable[[str], bool] = False,
     log: Callable[[str], None] = lambda _m: None,
+    detector: Callable[[np.ndarray], Detections] | None = None,
 ) -> DetectionRun:
     """Detect chromosomes in every metaphase of ``manifest`` and match its boxes.
 
@@ -131,6 +133,9 @@ def evaluate_manifest(
         Keep the detections of every cell (True) or of the cells it accepts.
     log : callable, optional
         Progress messages.
+    detector : callable, optional
+        ``image -> Detections`` in place of the classical detector with
+        ``params["detector"]`` (e.g. :func:`learned_detector`).
 
     Returns
     -------
@@ -139,6 +144,7 @@ def evaluate_manifest(
         ``cpu_ms`` the CPU time of this process meanwhile (all its threads).
     """
     p = resolve_params(params)
+    detect = detector or (lambda image: detect_chromosomes(image, **p["detector"]))
     rows = manifest[manifest["kind"] == "metaphase"]
     if cells is not None:
         rows = rows[rows["cell_id"].astype(str).isin({str(c) for c in cells})]
@@ -148,7 +154,7 @@ def evaluate_manifest(
         cell = str(group["cell_id"].iloc[0])
         image = read_image(source)
         start, cpu = time.perf_counter(), time.process_time()
-        det = detect_chromosomes(image, **p["detector"])
+        det = detect(image)
         ms = 1000.0 * (time.perf_counter() - start)
         cpu_ms = 1000.0 * (time.process_time() - cpu)
         res = match_boxes(
@@ -229,12 +235,15 @@ def overlay_figure(
     *,
     n_cells: int = 3,
     height: int = 700,
+    detector: Callable[[np.ndarray], Detections] | None = None,
 ) -> np.ndarray:
     """RGB figure: true vs detected boxes on the lowest/median/highest-recall cells.
 
-    Detection is re-run on the chosen cells (with ``params``) to draw their masks.
+    Detection is re-run on the chosen cells (with ``params``, or ``detector``) to draw
+    their masks.
     """
     p = resolve_params(params)
+    detect = detector or (lambda image: detect_chromosomes(image, **p["detector"]))
     chosen = _pick_cells(run.per_cell, n_cells)
     panels = []
     for cell in chosen:
@@ -242,7 +251,7 @@ def overlay_figure(
             (manifest["cell_id"].astype(str) == cell) & (manifest["kind"] == "metaphase")
         ]
         image = read_image(rows["source"].iloc[0])
-        det = run.detections.get(cell) or detect_chromosomes(image, **p["detector"])
+        det = run.detections.get(cell) or detect(image)
         res = run.matches[cell]
         title = f"{cell}: {res.tp}/{res.n_true} found, {res.fp} false, {res.n_detected} detected"
         panels.append(
@@ -251,6 +260,41 @@ def overlay_figure(
             )
         )
     return side_by_side(panels, height=height)
+
+
+def learned_detector(model_path: str | Path) -> tuple[Callable[[np.ndarray], Detections], dict]:
+    """``image -> Detections`` from a trained detector (``model.keras`` + ``detector.json``).
+
+    The learned detector gives boxes only: the label image of the result is empty (no
+    masks) and ``areas`` are the box areas.
+
+    Returns
+    -------
+    detect : callable
+    settings : dict
+        The detector's ``detector.json`` (scale, threshold, polarity...).
+    """
+    from karyoflow.detect.job import load_detector
+    from karyoflow.detect.learned import detect_learned, needs_inversion
+
+    model, settings = load_detector(model_path)
+
+    from karyoflow.preprocess.intensity import to_grey
+
+    def detect(image: np.ndarray) -> Detections:
+        grey = to_grey(np.asarray(image))
+        boxes, scores = detect_learned(
+            model,
+            grey,
+            scale=float(settings["scale"]),
+            threshold=float(settings["threshold"]),
+            invert=needs_inversion(grey, settings.get("polarity", "auto")),
+        )
+        ib = np.rint(boxes).astype(int).reshape(-1, 4)
+        areas = (ib[:, 2] - ib[:, 0]) * (ib[:, 3] - ib[:, 1])
+        return Detections(ib, np.zeros(grey.shape[:2], np.int32), scores, areas)
+
+    return detect, settings
 
 
 def run_detect_evaluate(
@@ -262,6 +306,7 @@ def run_detect_evaluate(
     outputs: Mapping[str, str],
     threads: int = 1,
     log: Callable[[str], None] = print,
+    model: str | Path | None = None,
 ) -> dict[str, Any]:
     """The ``detect_evaluate`` rule: metrics.json, per_cell.csv and overlay.png.
 
@@ -271,6 +316,9 @@ def run_detect_evaluate(
         ``metrics``, ``per_cell``, ``overlay`` paths.
     threads : int
         OpenCV threads.
+    model : path, optional
+        A trained learned detector (``model.keras``, rule ``train_detector``) to
+        evaluate instead of the classical one (rule ``detect_learned_evaluate``).
     """
     import cv2
 
@@ -280,15 +328,17 @@ def run_detect_evaluate(
     cv2.setNumThreads(max(int(threads), 1))
     p = resolve_params(params)
     table = read_manifest(manifest)
-    run = evaluate_manifest(table, p, log=log)
+    detector, settings = learned_detector(model) if model is not None else (None, None)
+    run = evaluate_manifest(table, p, log=log, detector=detector)
     if run.per_cell.empty:
         raise ValueError(f"{dataset}: no metaphase images in {manifest}")
     metrics = {
         "dataset": dataset,
+        "detector": "learned" if model is not None else "classical",
         "images": len(run.per_cell),
         "iou_threshold": p["iou_threshold"],
         "matching": p["matching"],
-        "params": p["detector"],
+        "params": settings if settings is not None else p["detector"],
         **metrics_by_split(run),
     }
     for key in ("metrics", "per_cell", "overlay"):
@@ -297,7 +347,7 @@ def run_detect_evaluate(
         tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     with atomic_path(outputs["per_cell"]) as tmp:
         run.per_cell.round(4).to_csv(tmp, index=False)
-    fig = overlay_figure(table, run, p, n_cells=overlay_cells)
+    fig = overlay_figure(table, run, p, n_cells=overlay_cells, detector=detector)
     with atomic_path(outputs["overlay"]) as tmp:
         ok, buf = cv2.imencode(".png", cv2.cvtColor(fig, cv2.COLOR_RGB2BGR))
         if not ok:
@@ -305,7 +355,8 @@ def run_detect_evaluate(
         tmp.write_bytes(buf.tobytes())
     a = metrics["all"]
     log(
-        f"detect {dataset}: {metrics['images']} images, recall {a['recall']}, "
+        f"detect {dataset} ({metrics['detector']}): {metrics['images']} images, "
+        f"recall {a['recall']}, "
         f"precision {a['precision']}, |count error| {a['count_error_abs_mean']}, "
         f"{metrics['ms_per_image']['mean']:.0f} ms/image"
     )

@@ -44,6 +44,21 @@ TINY_TRAIN = {
     "params": {"epochs": 1, "batch_size": 64, "size_features": True},
 }
 
+#: The learned detector on the tiny run: 1 short epoch of a narrow network.
+TINY_DETECT = {
+    "learned": {
+        "enabled": True,
+        "params": {
+            "epochs": 1,
+            "steps_per_epoch": 2,
+            "batch_size": 4,
+            "crop": 64,
+            "filters": [4, 4, 8, 8],
+            "head": 4,
+        },
+    }
+}
+
 
 def tiny_config(**extra):
     config = {
@@ -85,6 +100,7 @@ def tiny_run(repo, tmp_path_factory):
         centromere=TINY_CENTROMERE,
         overlaps=TINY_OVERLAPS,
         train=TINY_TRAIN,
+        detect=TINY_DETECT,
         mlflow={"log_models": False},
     )
     proc = run_workflow(repo, workdir, config)
@@ -287,6 +303,26 @@ def test_overlaps_outputs_and_runs(tiny_run):
         assert tags["mlflow.parentRunId"] == parent and tags["model"] == "unet"
         rules.add(tags["rule"])
     assert rules == {"train_segmentation", "evaluate_segmentation"}
+
+
+def test_learned_detector_outputs_and_run(tiny_run):
+    import sqlite3
+
+    workdir, _ = tiny_run
+    res = workdir / "results/detect/voc/learned"
+    train = json.loads((res / "train_metrics.json").read_text())
+    settings = json.loads((res / "detector.json").read_text())
+    assert train["epochs_run"] == 1 and train["val_images"] > 0
+    assert settings["threshold"] == train["threshold"] and settings["scale"] == 0.5
+    metrics = json.loads((res / "metrics.json").read_text())
+    assert metrics["detector"] == "learned" and metrics["images"] == TINY_SYNTH["cells"]
+    assert 0.0 <= metrics["all"]["recall"] <= 1.0
+    assert (res / "overlay.png").stat().st_size > 5000
+    db = sqlite3.connect(workdir / "results/mlflow/mlflow.db")
+    run = train["mlflow_run_id"]
+    tags = dict(db.execute("select key, value from tags where run_uuid=?", (run,)).fetchall())
+    assert tags["rule"] == "train_detector" and tags["dataset"] == "voc"
+    assert (workdir / "results/benchmarks/train_detector/voc.tsv").exists()
 
 
 def test_strict_mode_one_line_error(repo, tmp_path):

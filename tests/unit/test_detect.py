@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -262,3 +263,183 @@ def test_default_config_matches_defaults():
 
     config = yaml.safe_load((PROJECT_ROOT / "config" / "config.yaml").read_text())
     assert resolve_params(config["detect"]["params"]) == DEFAULT_PARAMS
+
+
+# --------------------------------------------------------------------------- learned detector
+
+
+def _voc_records(tmp_path, scenes, splits) -> list[dict]:
+    records = []
+    for k, ((img, truth), split) in enumerate(zip(scenes, splits, strict=True)):
+        path = tmp_path / f"m{k}.png"
+        cv2.imwrite(str(path), img)
+        for i, (x0, y0, x1, y1) in enumerate(truth):
+            records.append(
+                {
+                    "dataset": "d",
+                    "instance_id": f"m{k}/{i}",
+                    "kind": "metaphase",
+                    "source": str(path),
+                    "cell_id": f"m{k}",
+                    "x0": x0,
+                    "y0": y0,
+                    "x1": x1,
+                    "y1": y1,
+                    "image_width": img.shape[1],
+                    "image_height": img.shape[0],
+                    "label": "1",
+                    "split": split,
+                }
+            )
+    return records
+
+
+def _random_scene(rng: np.random.Generator, n: int = 6) -> tuple[np.ndarray, list[list[int]]]:
+    """``n`` bars of random length and angle, some touching or crossing."""
+    img = _canvas(256, 256)
+    bars = []
+    for _ in range(n):
+        c = rng.uniform(40, 216, 2)
+        length = rng.uniform(25, 70)
+        a = rng.uniform(0, np.pi)
+        d = np.array([np.cos(a), np.sin(a)]) * length / 2
+        p0, p1 = tuple(int(v) for v in c - d), tuple(int(v) for v in c + d)
+        _bar(img, p0, p1, width=10)
+        bars.append(_box_of(p0, p1, width=10))
+    return _finish(img), bars
+
+
+def test_centernet_encoding_round_trip():
+    from karyoflow.detect.centernet import decode_boxes, encode_boxes
+
+    boxes = np.array([[10, 10, 50, 30], [20, 14, 44, 60], [100, 80, 130, 150.0]])
+    t = encode_boxes(boxes, (160, 160), stride=4)
+    assert t.shape == (40, 40, 5) and (t[..., 0] == 1).sum() == 3
+    found, scores = decode_boxes(t, stride=4, threshold=0.99)
+    assert match_boxes(boxes, found).tp == 3
+    assert np.allclose(np.sort(found, axis=0), np.sort(boxes, axis=0), atol=1e-6)
+    assert np.all(scores == 1.0)
+    # a box whose centre lies outside the map belongs to a neighbouring crop
+    assert (encode_boxes([[150, 150, 200, 200]], (160, 160))[..., 0] == 1).sum() == 0
+    # the Gaussian falls off around the centre, and nothing decodes from an empty map
+    assert t[5, 7, 0] == 1 and 0 < t[6, 7, 0] < 1 and t[0, 39, 0] == 0
+    assert len(decode_boxes(np.zeros((8, 8, 5)), threshold=0.1)[0]) == 0
+
+
+def test_random_crop_moves_boxes_with_the_pixels():
+    from karyoflow.detect.learned import random_crop
+
+    img = _canvas(200, 240)
+    _bar(img, (100, 70), (120, 120), width=12)
+    truth = np.array([_box_of((100, 70), (120, 120), width=12)], float)
+    seen_rot, checked = set(), 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        crop, boxes = random_crop(rng, img, truth, 160, contrast=0.0, brightness=0.0)
+        again = random_crop(np.random.default_rng(seed), img, truth, 160, contrast=0, brightness=0)
+        assert np.array_equal(crop, again[0]) and np.array_equal(boxes, again[1])
+        dark = crop < (BG + FG) / 2
+        if not len(boxes) or boxes.min() <= 0 or boxes.max() >= 160:
+            continue  # bar cut by the crop edge (its box is clipped, not re-fitted)
+        checked += 1
+        ys, xs = np.nonzero(dark)
+        seen_rot.add(bool(np.ptp(xs) > np.ptp(ys)))
+        outline = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        assert box_iou([outline], boxes)[0, 0] > 0.8, (seed, outline, boxes)
+    assert checked >= 10 and seen_rot == {True, False}  # rotations by 90 degrees happened
+
+
+def test_learned_detector_params_checked(repo):
+    from karyoflow.detect.job import resolve_detector_params
+
+    assert resolve_detector_params({"thresholds": [0.5, 0.2]})["thresholds"] == [0.2, 0.5]
+    for bad in ({"crop": 50}, {"tresholds": [0.1]}, {"thresholds": [1.5]}, {"filters": [8]}):
+        with pytest.raises(ValueError):
+            resolve_detector_params(bad)
+    import yaml
+
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    config["detect"]["learned"] = {"enabled": True, "params": {"scale": -1}}
+    with pytest.raises(ConfigError, match=r"detect/learned/params: .*scale"):
+        validate_config(config)
+    config["detect"]["learned"] = {"enabled": False}
+    config["predict"]["boxes"] = "learned"
+    with pytest.raises(ConfigError, match=r"predict/boxes: 'learned' needs detect/learned"):
+        validate_config(config)
+
+
+def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
+    """Train on crafted spreads (tracked in MLflow), then evaluate like the classical one."""
+    import sqlite3
+
+    from karyoflow.detect.job import load_detector, resolve_detector_params, run_detector_training
+    from karyoflow.train import tracking
+
+    rng = np.random.default_rng(0)
+    scenes = [_random_scene(rng) for _ in range(10)]
+    records = _voc_records(tmp_path, scenes, ["train"] * 6 + ["val"] * 2 + ["test"] * 2)
+    manifest = tmp_path / "d.parquet"
+    write_manifest(manifest_frame(records), manifest)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results = tmp_path / "results"
+    tracking.init_store(uri, "test", results)
+    parent = tracking.start_parent_run(uri, "test", name="workflow")
+    (results / "mlflow").mkdir(parents=True, exist_ok=True)
+    (results / "mlflow" / "parent_run.json").write_text(json.dumps({"run_id": parent}))
+    params = {
+        "scale": 0.5,
+        "crop": 64,
+        "batch_size": 16,
+        "steps_per_epoch": 20,
+        "epochs": 20,
+        "learning_rate": 0.01,
+        "filters": [8, 16, 16, 24],
+        "head": 16,
+        "threads": 1,
+        "thresholds": [0.05, 0.1, 0.2, 0.3],
+    }
+    job = {
+        "dataset": "d",
+        "manifest": str(manifest),
+        "params": resolve_detector_params(params),
+        "seed": 1,
+        "use_gpu": False,
+        "mixed_precision": False,
+        "tracking_uri": uri,
+        "experiment": "test",
+        "log_models": False,
+        "results": str(results),
+    }
+    out = tmp_path / "learned"
+    names = ("model.keras", "detector.json", "train.json", "history.json", "curves.png")
+    outputs = {
+        k: str(out / n)
+        for k, n in zip(("model", "settings", "metrics", "history", "curves"), names, strict=True)
+    }
+    metrics = run_detector_training(job, outputs, log=lambda _m: None)
+    assert metrics["epochs_run"] == 20 and metrics["train_boxes"] == 36
+    history = json.loads(Path(outputs["history"]).read_text())
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    # 12 val bars, some crossing; nothing is found before ~10 epochs (starts at 0)
+    assert history["val_recall"][0] == 0 and metrics["val_recall"] >= 0.6, metrics
+    _model, settings = load_detector(outputs["model"])
+    assert settings["threshold"] == metrics["threshold"] and settings["scale"] == 0.5
+    ev_out = {k: str(out / f"{k}.{e}") for k, e in (("metrics", "json"), ("per_cell", "csv"))}
+    ev_out["overlay"] = str(out / "overlay.png")
+    ev = run_detect_evaluate(
+        dataset="d",
+        manifest=manifest,
+        params=None,
+        overlay_cells=2,
+        outputs=ev_out,
+        log=lambda _m: None,
+        model=outputs["model"],
+    )
+    assert ev["detector"] == "learned" and ev["params"]["threshold"] == metrics["threshold"]
+    assert ev["images"] == 10 and ev["test"]["cells"] == 2 and ev["all"]["recall"] >= 0.5
+    tags = dict(
+        sqlite3.connect(tmp_path / "mlflow.db")
+        .execute("select key, value from tags where run_uuid=?", (metrics["mlflow_run_id"],))
+        .fetchall()
+    )
+    assert tags["mlflow.parentRunId"] == parent and tags["karyoflow.kind"] == "train_detector"

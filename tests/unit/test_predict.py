@@ -75,6 +75,22 @@ def test_predict_cell_detects_without_boxes(classifier, metaphase):
     assert 30 <= pred.count <= 60  # the detector finds roughly the 46 chromosomes
 
 
+def test_predict_cell_uses_a_given_detector(classifier, metaphase):
+    """A learned detector (any ``image -> Detections``) replaces the classical one."""
+    from karyoflow.detect.segment import Detections
+
+    seen = []
+
+    def detector(grey):
+        seen.append(grey.shape)
+        boxes = np.asarray(metaphase["boxes"][:10])
+        return Detections(boxes, np.zeros(grey.shape, np.int32), np.ones(10), np.ones(10))
+
+    pred = predict_cell(metaphase["grey"], classifier, detector=detector)
+    assert seen == [metaphase["grey"].shape]
+    assert pred.count + len(pred.rejected) == 10
+
+
 def test_read_boxes_strict(metaphase, tmp_path):
     boxes = read_boxes(metaphase["xml"])
     np.testing.assert_array_equal(boxes, metaphase["boxes"])

@@ -38,6 +38,9 @@ def test_gpu_granted_when_present(repo, tmp_path):
     # centromere training carries the same GPU resources as rule train
     blocks = re.findall(r"rule train_centromere:\n(.*?)\n\n", text, flags=re.S)
     assert len(blocks) == 2  # centromere_heatmap, centromere_cnn
+    # and so does the learned detector's
+    blocks += re.findall(r"rule train_detector:\n(.*?)\n\n", text, flags=re.S)
+    assert len(blocks) == 3
     for block in blocks:
         resources = re.search(r"resources: (.*)", block).group(1)
         assert "gpu=1" in resources and "gpu_manufacturer=nvidia" in resources

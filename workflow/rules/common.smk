@@ -230,15 +230,36 @@ def centromere_job(wildcards):
     }
 
 
-def detect_datasets():
-    """Datasets for detect_evaluate: the configured list, else every enabled voc one."""
-    det = config["detect"]
-    if not det["evaluate"]:
-        return []
-    chosen = det["datasets"]
+def _detect_choice():
+    """detect.datasets, else every enabled voc dataset."""
+    chosen = config["detect"]["datasets"]
     if chosen is None:
         chosen = [n for n in datasets() if config["datasets"][n]["kind"] == "voc"]
     return [n for n in chosen if n in datasets()]
+
+
+def detect_datasets():
+    """Datasets for detect_evaluate (the classical detector)."""
+    return _detect_choice() if config["detect"]["evaluate"] else []
+
+
+def learned_detect_datasets():
+    """Datasets whose learned detector is trained and evaluated (detect.learned)."""
+    return _detect_choice() if config["detect"]["learned"]["enabled"] else []
+
+
+def detector_job(wildcards):
+    from karyoflow.detect.job import resolve_detector_params
+
+    return {
+        "dataset": wildcards.dataset,
+        "manifest": manifest_path(wildcards.dataset),
+        "params": resolve_detector_params(config["detect"]["learned"]["params"]),
+        "seed": SEED,
+        "use_gpu": GPU["enabled"],
+        "mixed_precision": GPU["mixed_precision"],
+        **TRACKING,
+    }
 
 
 OVERLAPS = config["overlaps"]
@@ -299,6 +320,13 @@ def predict_datasets():
     return voc if chosen is None else [d for d in voc if d in chosen]
 
 
+def predict_detector(wildcards):
+    """The learned detector's model when predict.boxes is 'learned' (else nothing)."""
+    if PREDICT["boxes"] != "learned":
+        return []
+    return [f"{RESULTS}/detect/{wildcards.dataset}/learned/model.keras"]
+
+
 def all_model_files(wildcards):
     return [
         f"{RESULTS}/train/{wildcards.dataset}/{m}/{p}/model.keras"
@@ -337,6 +365,8 @@ def all_outputs():
     )
     for name in detect_datasets():
         outputs.append(f"{RESULTS}/detect/{name}/metrics.json")
+    for name in learned_detect_datasets():
+        outputs.append(f"{RESULTS}/detect/{name}/learned/metrics.json")
     outputs += overlaps_outputs()
     for name in predict_datasets():
         outputs.append(f"{RESULTS}/predict/{name}/summary.csv")
@@ -345,7 +375,12 @@ def all_outputs():
 
 def mlflow_start():
     """Initialise the MLflow store once, before any job, and open the parent run."""
-    if not (train_datasets() or centromere_models() or overlap_models()):
+    if not (
+        train_datasets()
+        or centromere_models()
+        or overlap_models()
+        or learned_detect_datasets()
+    ):
         return
     import json
     from datetime import datetime, timezone
@@ -394,6 +429,9 @@ def mlflow_end(status):
         f"{RESULTS}/overlaps/{n}/{m}/test/metrics.json"
         for n in overlap_datasets()
         for m in OVERLAPS["models"]
+    ]
+    results += [
+        f"{RESULTS}/detect/{n}/learned/metrics.json" for n in learned_detect_datasets()
     ]
     # artifacts keep their folder under results/ (several metrics.json must not collide)
     tracking.end_parent_run(

@@ -7,6 +7,7 @@ rule predict_cells:
         best=f"{RESULTS}/train/{{dataset}}/best.json",
         models=all_model_files,
         manifest=manifest_path("{dataset}"),
+        detector=predict_detector,
     output:
         summary=f"{RESULTS}/predict/{{dataset}}/summary.csv",
         cells=report(

@@ -1,4 +1,5 @@
-"""Rule detect_evaluate: thin adapter over karyoflow.detect.pipeline.run_detect_evaluate."""
+"""Rules detect_evaluate and detect_learned_evaluate (with a model input): thin adapter
+over karyoflow.detect.pipeline.run_detect_evaluate."""
 
 from karyoflow.detect.pipeline import run_detect_evaluate
 from karyoflow.runner import run_logged
@@ -15,5 +16,6 @@ run_logged(
         outputs=dict(sm.output.items()),
         threads=sm.threads,
         log=log,
+        model=sm.input.get("model"),
     ),
 )

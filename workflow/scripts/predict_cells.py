@@ -4,6 +4,8 @@ from karyoflow.predict import run_predict_cells
 from karyoflow.runner import run_logged
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
+detector = sm.input.get("detector") or []  # the learned detector when predict.boxes: learned
+detector = [detector] if isinstance(detector, str) else list(detector)
 
 run_logged(
     sm.log[0],
@@ -16,5 +18,6 @@ run_logged(
         preprocess=sm.params.preprocess,
         detect=sm.params.detect,
         log=log,
+        detector_model=detector[0] if detector else None,
     ),
 )
