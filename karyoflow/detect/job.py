@@ -27,7 +27,6 @@ from karyoflow.fileutil import files_sha256, write_json
 __all__ = [
     "DEFAULT_DETECTOR_TRAIN",
     "crop_batches",
-    "fit_batches",
     "load_detector",
     "prepare_cells",
     "resolve_detector_params",
@@ -198,54 +197,18 @@ def crop_batches(cells: list[dict[str, Any]], params: Mapping[str, Any], seed: i
         )
 
 
-def fit_batches(model, cells, params, seed: int, callbacks: list[Any]) -> dict[str, list[float]]:
-    """Train ``model`` for ``params["epochs"]`` epochs of :func:`crop_batches` with
-    ``train_on_batch``, calling the Keras ``callbacks`` as ``fit`` would; returns the
-    history. (``model.fit`` on the same batches took 1.5-2x longer per step on the
-    2-core CPU, its input pipeline competing with the training for the cores.)"""
-    import keras
-
-    epochs, steps = int(params["epochs"]), int(params["steps_per_epoch"])
-    cbl = keras.callbacks.CallbackList(
-        callbacks, add_history=True, model=model, epochs=epochs, steps=steps, verbose=0
-    )
-    model.stop_training = False
-    cbl.on_train_begin()
-    for epoch in range(epochs):
-        cbl.on_epoch_begin(epoch)
-        losses = []
-        for step, (x, y) in enumerate(crop_batches(cells, params, seed, epoch)):
-            cbl.on_train_batch_begin(step)
-            loss = float(np.asarray(model.train_on_batch(x, y)))
-            losses.append(loss)
-            cbl.on_train_batch_end(step, {"loss": loss})
-        logs: dict[str, Any] = {"loss": float(np.mean(losses))}
-        cbl.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    cbl.on_train_end()
-    return {k: [float(v) for v in vals] for k, vals in model.history.history.items()}
-
-
-class _ValDetection:
-    """Callback: detection F1 / recall / precision on the val metaphases after each
-    epoch (best threshold), put into the epoch's logs as ``val_fscore`` etc."""
-
-    def __new__(cls, cells: list[dict[str, Any]], params: Mapping[str, Any], store: dict):
-        import keras
-
-        class ValDetection(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                sweep = threshold_sweep(self.model, cells, params)
-                best = max(sweep, key=lambda t: (sweep[t]["fscore"], -t))
-                store.setdefault("sweeps", []).append(sweep)
-                if logs is not None:
-                    logs["val_fscore"] = sweep[best]["fscore"]
-                    logs["val_recall"] = sweep[best]["recall"]
-                    logs["val_precision"] = sweep[best]["precision"]
-                    logs["val_threshold"] = best
-
-        return ValDetection()
+def _val_logs(model, cells, params, store: dict) -> dict[str, float]:
+    """Detection F-beta / recall / precision on the val metaphases at the best threshold
+    (every sweep is kept in ``store["sweeps"]``)."""
+    sweep = threshold_sweep(model, cells, params)
+    best = max(sweep, key=lambda t: (sweep[t]["fscore"], -t))
+    store.setdefault("sweeps", []).append(sweep)
+    return {
+        "val_fscore": sweep[best]["fscore"],
+        "val_recall": sweep[best]["recall"],
+        "val_precision": sweep[best]["precision"],
+        "val_threshold": best,
+    }
 
 
 def load_detector(path: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -298,7 +261,7 @@ def run_detector_training(
     from karyoflow.manifest import read_manifest
     from karyoflow.models.detector import centernet
     from karyoflow.train import tracking
-    from karyoflow.train.trainer import make_optimizer, selection_callbacks
+    from karyoflow.train.trainer import fit_epochs, make_optimizer, selection_callbacks
 
     dataset = job["dataset"]
     name = f"detector/{dataset}"
@@ -319,10 +282,7 @@ def run_detector_training(
     store: dict[str, Any] = {}
     epochs = int(params["epochs"])
     monitor, mode = ("val_fscore", "max") if val else ("loss", "min")
-    cbs: list[Any] = [tracking.EpochMetrics()]
-    if val:
-        cbs.insert(0, _ValDetection(val, params, store))
-    cbs += selection_callbacks(monitor, mode, 0, epochs, log)
+    cbs: list[Any] = [tracking.EpochMetrics(), *selection_callbacks(monitor, mode, 0, epochs, log)]
 
     uri = tracking.resolve_tracking_uri(job["tracking_uri"], job["results"])
     tags = {
@@ -361,7 +321,13 @@ def run_detector_training(
             )
         )
         start = time.perf_counter()
-        history = fit_batches(model, train, params, seed, cbs)
+        history = fit_epochs(
+            model,
+            lambda epoch: crop_batches(train, params, seed, epoch),
+            epochs,
+            cbs,
+            validate=(lambda: _val_logs(model, val, params, store)) if val else None,
+        )
         seconds = time.perf_counter() - start
         scores = history.get(monitor, [0.0])
         best = int(np.argmax(scores) if mode == "max" else np.argmin(scores))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,6 +230,73 @@ def train_model(
     scores = history.get(monitor, [0.0])
     best = int(np.argmin(scores) if mode == "min" else np.argmax(scores))
     return TrainResult(history, best, seconds, len(train), len(scores))
+
+
+def fit_epochs(
+    model,
+    epoch_batches: Callable[[int], Iterable[Any]],
+    epochs: int,
+    callbacks: Sequence[Any] = (),
+    *,
+    validate: Callable[[], Mapping[str, float]] | None = None,
+) -> dict[str, list[float]]:
+    """Train a compiled ``model`` batch by batch, calling Keras callbacks as ``fit`` does.
+
+    For batches made in Python (the learned detector's random crops): there, Keras
+    ``fit`` on the same NumPy batches took 1.5-2x longer per step than ``train_on_batch``
+    on the 2-core CPU (docs/benchmarks.md). (The ``tf.data`` classifier pipeline gained
+    nothing from it - 40 s per epoch either way on karyograms-612 - and keeps ``fit``.)
+
+    Parameters
+    ----------
+    model : keras.Model
+        Compiled.
+    epoch_batches : callable
+        ``epoch -> iterable`` of ``(x, y)`` or ``(x, y, sample_weight)`` batches.
+    epochs : int
+        Most epochs (callbacks may stop earlier through ``model.stop_training``).
+    callbacks : sequence of keras.callbacks.Callback
+        Get ``on_train_begin/end``, ``on_epoch_begin/end`` (with the epoch's logs) and
+        ``on_train_batch_begin/end``.
+    validate : callable, optional
+        ``() -> {"val_...": value}`` after each epoch, merged into its logs.
+
+    Returns
+    -------
+    dict
+        History: metric -> one value per epoch run (training metrics are the means over
+        the epoch's samples, as ``fit`` reports them).
+    """
+    import keras
+
+    cbl = keras.callbacks.CallbackList(
+        list(callbacks), add_history=True, model=model, epochs=epochs, verbose=0
+    )
+    model.stop_training = False
+    cbl.on_train_begin()
+    for epoch in range(epochs):
+        cbl.on_epoch_begin(epoch)
+        sums: dict[str, float] = {}
+        count = 0
+        for step, batch in enumerate(epoch_batches(epoch)):
+            cbl.on_train_batch_begin(step)
+            x, y, *weight = batch
+            logs = model.train_on_batch(
+                x, y, sample_weight=weight[0] if weight else None, return_dict=True
+            )
+            n = int(y.shape[0])
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + float(value) * n
+            count += n
+            cbl.on_train_batch_end(step, logs)
+        epoch_logs: dict[str, Any] = {k: v / max(count, 1) for k, v in sums.items()}
+        if validate is not None:
+            epoch_logs.update(validate())
+        cbl.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:
+            break
+    cbl.on_train_end()
+    return {k: [float(v) for v in vals] for k, vals in model.history.history.items()}
 
 
 def selection_callbacks(
