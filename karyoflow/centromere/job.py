@@ -171,13 +171,7 @@ def run_centromere_training(
     from karyoflow.train import devices
 
     params = resolve_centromere_params(job["params"])
-    setup = devices.configure(
-        seed=int(job["seed"]),
-        use_gpu=bool(job["use_gpu"]),
-        mixed_precision=bool(job["mixed_precision"]),
-        threads=int(params.get("threads", 0)),
-        lock_dir=Path(job["results"]) / ".gpu-locks",
-    )
+    setup = devices.configure_job(job, int(params.get("threads", 0)))
     import mlflow
 
     from karyoflow.centromere.data import load_centromere_split, make_point_dataset

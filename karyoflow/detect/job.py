@@ -247,13 +247,7 @@ def run_detector_training(
 
     params = resolve_detector_params(job["params"])
     seed = int(job["seed"])
-    setup = devices.configure(
-        seed=seed,
-        use_gpu=bool(job["use_gpu"]),
-        mixed_precision=bool(job["mixed_precision"]),
-        threads=int(params["threads"]),
-        lock_dir=Path(job["results"]) / ".gpu-locks",
-    )
+    setup = devices.configure_job(job, params["threads"])
     import mlflow
 
     from karyoflow.detect.centernet import centernet_loss

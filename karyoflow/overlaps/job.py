@@ -375,13 +375,7 @@ def run_train_segmentation(
 
     params = resolve_seg_params(job.get("params"))
     seed = int(job["seed"])
-    setup = devices.configure(
-        seed=seed,
-        use_gpu=bool(job["use_gpu"]),
-        mixed_precision=bool(job["mixed_precision"]),
-        threads=int(params["threads"]),
-        lock_dir=Path(job["results"]) / ".gpu-locks",
-    )
+    setup = devices.configure_job(job, params["threads"])
     log(f"[train_segmentation] {job['dataset']} {job['model']} on {setup.describe()}")
     import keras
 

@@ -10,11 +10,12 @@ import fcntl
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["DeviceSetup", "claim_gpu", "configure", "count_gpus"]
+__all__ = ["DeviceSetup", "claim_gpu", "configure", "configure_job", "count_gpus"]
 
 
 @dataclass
@@ -112,3 +113,15 @@ def configure(
     use_mp = bool(mixed_precision and device != "cpu")
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
     return DeviceSetup(device=device, mixed_precision=use_mp, threads=threads, lock=lock)
+
+
+def configure_job(job: Mapping[str, Any], threads: int = 0) -> DeviceSetup:
+    """:func:`configure` for a training job: its ``seed``, ``use_gpu``,
+    ``mixed_precision`` and ``results`` keys (GPU locks under ``results/.gpu-locks``)."""
+    return configure(
+        seed=int(job["seed"]),
+        use_gpu=bool(job["use_gpu"]),
+        mixed_precision=bool(job["mixed_precision"]),
+        threads=int(threads),
+        lock_dir=Path(job["results"]) / ".gpu-locks",
+    )

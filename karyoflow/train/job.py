@@ -53,13 +53,7 @@ def run_training(
     """
     from karyoflow.train import devices
 
-    setup = devices.configure(
-        seed=int(job["seed"]),
-        use_gpu=bool(job["use_gpu"]),
-        mixed_precision=bool(job["mixed_precision"]),
-        threads=int(job["params"].get("threads", 0)),
-        lock_dir=Path(job["results"]) / ".gpu-locks",
-    )
+    setup = devices.configure_job(job, int(job["params"].get("threads", 0)))
     log(f"[train] {job['dataset']} {job['model']} {job['point']} on {setup.describe()}")
     from karyoflow.evaluate.metrics import classification_report
     from karyoflow.evaluate.plots import plot_confusion_matrix, plot_training_curves
