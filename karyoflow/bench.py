@@ -204,6 +204,19 @@ def _bench_detect_taichung() -> dict[str, Any]:
     }
 
 
+def _sample_metaphases() -> tuple[dict[str, Any], list[str]] | None:
+    """The Taichung example config and 13 of its metaphases (every 20th source), the
+    sample of the per-metaphase speed cases; None without ../shared/data."""
+    from karyoflow.manifest import read_manifest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        found = _taichung_manifest(Path(tmp))
+        if found is None:
+            return None
+        config, path = found
+        return config, sorted(read_manifest(path)["source"].unique())[::20][:13]
+
+
 def _bench_predict_metaphase() -> dict[str, Any]:
     """``karyoflow predict`` on Taichung metaphases: detection + preprocessing + classification.
 
@@ -214,18 +227,15 @@ def _bench_predict_metaphase() -> dict[str, Any]:
     import statistics
 
     from karyoflow.imageio import read_image
-    from karyoflow.manifest import read_manifest
     from karyoflow.models.registry import build_model
     from karyoflow.predict import Classifier, predict_cell
     from karyoflow.train import devices
 
     devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        found = _taichung_manifest(Path(tmp))
-        if found is None:
-            return {"skipped": "../shared/data/taichung-voc-dev not found"}
-        config, path = found
-        sources = sorted(read_manifest(path)["source"].unique())[::20][:13]
+    found = _sample_metaphases()
+    if found is None:
+        return {"skipped": "../shared/data/taichung-voc-dev not found"}
+    config, sources = found
     model = build_model("karyonet_fast", (96, 48, 1), 24, seed=0, size_features=2)
     clf = Classifier(model, 96, 48, True, "untrained karyonet_fast")
     pre = config["preprocess"]["params"]
@@ -260,17 +270,14 @@ def _bench_detect_learned() -> dict[str, Any]:
     from karyoflow.detect.job import DEFAULT_DETECTOR_TRAIN as P
     from karyoflow.detect.learned import detect_learned, training_batch
     from karyoflow.imageio import read_image
-    from karyoflow.manifest import read_manifest
     from karyoflow.models.detector import centernet
     from karyoflow.train import devices
 
     devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        found = _taichung_manifest(Path(tmp))
-        if found is None:
-            return {"skipped": "../shared/data/taichung-voc-dev not found"}
-        _config, path = found
-        sources = sorted(read_manifest(path)["source"].unique())[::20][:13]
+    found = _sample_metaphases()
+    if found is None:
+        return {"skipped": "../shared/data/taichung-voc-dev not found"}
+    sources = found[1]
     model = centernet(filters=P["filters"], head=P["head"])
     greys = [read_image(s, grey=True) for s in sources]
     detect_learned(model, greys[0], scale=P["scale"])  # warm-up
