@@ -163,7 +163,8 @@ def _classifier_and_config(args: argparse.Namespace):
     uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], Path(args.results))
     source = args.model or default_model(args.results)
     print(f"karyoflow: model {source}", file=sys.stderr)
-    return load_classifier(source, tracking_uri=uri), config
+    tta = config["evaluate"]["tta"]
+    return load_classifier(source, tracking_uri=uri, tta=tta), config
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -59,12 +59,19 @@ class Classifier:
     width: int
     size_features: bool
     source: str
+    tta: str = "none"  # test-time views (karyoflow.train.views.TTA_MODES)
 
     def predict(self, images: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
-        """Class probabilities ``(N, 24)`` for uint8 images ``(N, H, W)``."""
-        x = np.asarray(images, np.float32)[..., None]
-        if len(x) == 0:
+        """Class probabilities ``(N, 24)`` for uint8 images ``(N, H, W)``, averaged over
+        the test-time views of :attr:`tta`."""
+        from karyoflow.train.views import average_over_views
+
+        if len(images) == 0:
             return np.zeros((0, len(LABELS)), np.float32)
+        return average_over_views(lambda v: self._predict(v, sizes), np.asarray(images), self.tta)
+
+    def _predict(self, images: np.ndarray, sizes: np.ndarray | None) -> np.ndarray:
+        x = np.asarray(images, np.float32)[..., None]
         feed: Any = x
         if self.size_features:
             s = np.zeros((len(x), 2), np.float32) if sizes is None else sizes
@@ -106,8 +113,12 @@ def default_model(results: str | Path = "results") -> Path:
     return path
 
 
-def load_classifier(source: str | Path, *, tracking_uri: str | None = None) -> Classifier:
+def load_classifier(
+    source: str | Path, *, tracking_uri: str | None = None, tta: str = "none"
+) -> Classifier:
     """Load a classifier from a ``.keras`` file, an MLflow model URI or ``champion``.
+
+    ``tta``: test-time views its predictions average (config ``evaluate.tta``).
 
     Raises
     ------
@@ -136,7 +147,11 @@ def load_classifier(source: str | Path, *, tracking_uri: str | None = None) -> C
     shape = model.inputs[0].shape
     if len(shape) != 4 or int(model.output_shape[-1]) != len(LABELS):
         raise ValueError(f"{text}: not a {len(LABELS)}-class chromosome classifier")
-    return Classifier(model, int(shape[1]), int(shape[2]), len(model.inputs) == 2, text)
+    from karyoflow.train.views import TTA_MODES
+
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown test-time view mode {tta!r}; use one of {sorted(TTA_MODES)}")
+    return Classifier(model, int(shape[1]), int(shape[2]), len(model.inputs) == 2, text, tta)
 
 
 @dataclass
@@ -561,8 +576,11 @@ def run_predict_cells(
     detect: Mapping[str, Any] | None,
     log: Callable[[str], None] = print,
     detector_model: str | Path | None = None,
+    tta: str = "none",
 ) -> pd.DataFrame:
     """Rule ``predict_cells``: the dataset's best model on every cell of a split.
+
+    ``tta``: the classifier's test-time views (config ``evaluate.tta``).
 
     ``settings["boxes"]``: ``manifest``, ``detect`` (classical) or ``learned`` (the
     learned detector ``detector_model``).
@@ -571,8 +589,8 @@ def run_predict_cells(
 
     best = json.loads(Path(best_json).read_text())["best"]
     model_path = Path(best_json).parent / best["model"] / best["point"] / "model.keras"
-    classifier = load_classifier(model_path)
-    log(f"[predict] model {model_path} ({best['model']} {best['point']})")
+    classifier = load_classifier(model_path, tta=tta)
+    log(f"[predict] model {model_path} ({best['model']} {best['point']}, views: {tta})")
     boxes = settings.get("boxes", "manifest")
     detector = None
     if boxes == "learned":

@@ -26,6 +26,7 @@ from karyoflow.fileutil import files_sha256, write_json
 
 __all__ = [
     "DEFAULT_DETECTOR_TRAIN",
+    "best_threshold",
     "crop_batches",
     "load_detector",
     "prepare_cells",
@@ -54,6 +55,7 @@ DEFAULT_DETECTOR_TRAIN: dict[str, Any] = {
     "polarity": "auto",  # auto | dark_on_light | light_on_dark
     "augment": {"scale_range": [0.8, 1.25], "contrast": 0.2, "brightness": 0.1},
     "thresholds": [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5],  # tried on val
+    "tta": 4,  # test-time views averaged at detection (1, 2, 4 or 8; learned.predict_map)
     "beta": 1.0,  # epoch and threshold chosen by F-beta on val (>1 favours recall)
     "iou_threshold": 0.5,
     "threads": 0,
@@ -107,6 +109,8 @@ def resolve_detector_params(*layers: Mapping[str, Any] | None) -> dict[str, Any]
     out["thresholds"] = sorted(ths)
     if not float(out["beta"]) > 0:
         raise ValueError(f"{pre}.beta must be positive, got {out['beta']}")
+    if out["tta"] not in (1, 2, 4, 8) or isinstance(out["tta"], bool):
+        raise ValueError(f"{pre}.tta must be 1, 2, 4 or 8, got {out['tta']!r}")
     return out
 
 
@@ -147,10 +151,11 @@ def prepare_cells(
 
 
 def threshold_sweep(
-    model: Any, cells: list[dict[str, Any]], params: Mapping[str, Any]
+    model: Any, cells: list[dict[str, Any]], params: Mapping[str, Any], *, tta: int = 1
 ) -> dict[float, dict[str, float]]:
     """Recall, precision and F-beta (``params["beta"]``, pooled over ``cells``) at every
-    threshold of ``params``; the F-beta is under the key ``fscore``."""
+    threshold of ``params``; the F-beta is under the key ``fscore``. ``tta``: test-time
+    views (:func:`karyoflow.detect.learned.predict_map`)."""
     from karyoflow.detect.evaluate import match_boxes
     from karyoflow.detect.learned import detect_learned
 
@@ -163,6 +168,7 @@ def threshold_sweep(
             scale=float(params["scale"]),
             threshold=ths[0],
             invert=cell["invert"],
+            tta=tta,
         )
         for t in ths:
             r = match_boxes(
@@ -197,11 +203,26 @@ def crop_batches(cells: list[dict[str, Any]], params: Mapping[str, Any], seed: i
         )
 
 
+def best_threshold(sweep: Mapping[float, Mapping[str, float]]) -> float:
+    """The threshold of highest F-beta in a :func:`threshold_sweep` (ties: the lowest).
+
+    Examples
+    --------
+    >>> best_threshold({0.2: {"fscore": 0.8}, 0.3: {"fscore": 0.9}, 0.4: {"fscore": 0.9}})
+    0.3
+    """
+    return max(sweep, key=lambda t: (sweep[t]["fscore"], -t))
+
+
+def _rounded(sweep: Mapping[float, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    return {str(t): {k: round(v, 4) for k, v in r.items()} for t, r in sweep.items()}
+
+
 def _val_logs(model, cells, params, store: dict) -> dict[str, float]:
     """Detection F-beta / recall / precision on the val metaphases at the best threshold
     (every sweep is kept in ``store["sweeps"]``)."""
     sweep = threshold_sweep(model, cells, params)
-    best = max(sweep, key=lambda t: (sweep[t]["fscore"], -t))
+    best = best_threshold(sweep)
     store.setdefault("sweeps", []).append(sweep)
     return {
         "val_fscore": sweep[best]["fscore"],
@@ -338,14 +359,20 @@ def run_detector_training(
             "train_boxes": n_boxes,
             "val_images": len(val),
         }
+        tta = int(params["tta"])
+        metrics["tta"] = tta
         if val:
-            for key in ("fscore", "recall", "precision"):
-                metrics[f"val_{key}"] = float(history[f"val_{key}"][best])
             # every threshold at the chosen epoch: the recall / precision trade-off
-            metrics["val_sweep"] = {
-                str(t): {k: round(v, 4) for k, v in r.items()}
-                for t, r in store["sweeps"][best].items()
-            }
+            sweep = store["sweeps"][best]
+            if tta > 1:  # epochs were compared on one view; the operating point uses tta
+                metrics["val_sweep_one_view"] = _rounded(sweep)
+                log(f"[train_detector] {name}: threshold chosen on val with {tta} views")
+                sweep = threshold_sweep(model, val, params, tta=tta)
+                threshold = best_threshold(sweep)
+            for key in ("fscore", "recall", "precision"):
+                metrics[f"val_{key}"] = float(sweep[threshold][key])
+            metrics["threshold"] = threshold
+            metrics["val_sweep"] = _rounded(sweep)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
         settings = {
             "model": "centernet",
@@ -353,6 +380,7 @@ def run_detector_training(
             "scale": float(params["scale"]),
             "threshold": threshold,
             "polarity": params["polarity"],
+            "tta": tta,
             "stride": 4,
             "step": 16,
             "iou_threshold": float(params["iou_threshold"]),

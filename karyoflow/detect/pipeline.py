@@ -289,6 +289,7 @@ def learned_detector(model_path: str | Path) -> tuple[Callable[[np.ndarray], Det
             scale=float(settings["scale"]),
             threshold=float(settings["threshold"]),
             invert=needs_inversion(grey, settings.get("polarity", "auto")),
+            tta=int(settings.get("tta", 1)),  # detectors trained before tta: one view
         )
         ib = np.rint(boxes).astype(int).reshape(-1, 4)
         areas = (ib[:, 2] - ib[:, 0]) * (ib[:, 3] - ib[:, 1])

@@ -47,11 +47,17 @@ def run_evaluation(
     select_by: str,
     decode: Mapping[str, Any],
     seed: int,
+    tta: str = "none",
     tracking: Mapping[str, Any],
     outputs: Mapping[str, str | Path],
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Evaluate and write ``metrics.json``, ``per_class.csv``, ``cells.csv``, confusion PNG."""
+    """Evaluate and write ``metrics.json``, ``per_class.csv``, ``cells.csv``, confusion PNG.
+
+    ``decode``: karyotype-decoding options (the ``evaluate`` config section; its ``tta``
+    key is ignored here); ``tta``: test-time views averaged
+    (:data:`karyoflow.train.views.TTA_MODES`).
+    """
     from karyoflow.train import devices
 
     devices.configure(seed=seed, use_gpu=False)
@@ -70,7 +76,7 @@ def run_evaluation(
     log(f"[evaluate] {dataset} {model}: best point {point} ({path})")
     net = keras.models.load_model(path)
     test = load_split(test_file).originals()
-    proba = predict_proba(net, test)
+    proba = predict_proba(net, test, tta=tta)
     report = classification_report(test.labels, proba.argmax(1), num_classes=len(LABELS))
     df = read_manifest(manifest)
     truth = {
@@ -78,7 +84,7 @@ def run_evaluation(
         for c, t in df.groupby("cell_id")["cell_truth"].first().items()
         if t  # cells without truth are compared with the ISCN of their true labels
     }
-    decode_kw = {k: v for k, v in decode.items() if v is not None}
+    decode_kw = {k: v for k, v in decode.items() if v is not None and k != "tta"}
     kar = karyotype_report(test.labels, proba, test.cell_ids, truth, **decode_kw)
     metrics = {
         "dataset": dataset,
@@ -95,6 +101,7 @@ def run_evaluation(
         "karyotype_match_flat": kar["karyotype_match_flat"],
         "karyotype_match_decoded": kar["karyotype_match_decoded"],
         "decode": decode_kw,
+        "tta": tta,
     }
     per_class = pd.DataFrame([{"label": lab, **vals} for lab, vals in report["per_class"].items()])
     cells = pd.DataFrame(kar["cells"])

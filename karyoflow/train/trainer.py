@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -324,16 +324,31 @@ def selection_callbacks(
     return cbs
 
 
-def predict_proba(model, data: SplitData, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, classes) for a split, in its order."""
+def predict_proba(
+    model, data: SplitData, batch_size: int = 256, *, tta: str = "none"
+) -> np.ndarray:
+    """Class probabilities (N, classes) for a split, in its order.
+
+    ``tta``: test-time views averaged (:data:`karyoflow.train.views.TTA_MODES`).
+    """
+    from karyoflow.train.views import average_over_views
+
     if len(data) == 0:
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
-    ds = make_dataset(
-        data, batch_size=batch_size, seed=0, training=False, size_features=_two_inputs(model)
-    )
-    # a 1-tuple: Keras would read a bare (images, sizes) pair as (inputs, targets)
-    inputs = ds.map(lambda x, y: (x,))
-    return np.asarray(model.predict(inputs, verbose=0), dtype=np.float32)
+
+    def one_view(images: np.ndarray) -> np.ndarray:
+        ds = make_dataset(
+            replace(data, images=images),
+            batch_size=batch_size,
+            seed=0,
+            training=False,
+            size_features=_two_inputs(model),
+        )
+        # a 1-tuple: Keras would read a bare (images, sizes) pair as (inputs, targets)
+        inputs = ds.map(lambda x, y: (x,))
+        return np.asarray(model.predict(inputs, verbose=0), dtype=np.float32)
+
+    return average_over_views(one_view, data.images, tta)
 
 
 def _two_inputs(model) -> bool:

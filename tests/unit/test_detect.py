@@ -349,11 +349,56 @@ def test_random_crop_moves_boxes_with_the_pixels():
     assert checked >= 10 and seen_rot == {True, False}  # rotations by 90 degrees happened
 
 
+def test_test_time_views_are_brought_back_to_the_image_frame():
+    """With all 8 views the detections of a flipped or transposed image are the flipped
+    or transposed detections (an untrained network: its single views differ)."""
+    import keras
+
+    from karyoflow.detect.centernet import decode_boxes
+    from karyoflow.detect.learned import predict_map
+    from karyoflow.models.detector import centernet
+
+    keras.utils.set_random_seed(3)
+    model = centernet(filters=[4, 8, 8, 8], head=8)
+    img = (np.random.default_rng(0).random((64, 96)) * 255).astype(np.uint8)
+    h, w = img.shape
+    one = predict_map(model, img)
+    assert one.shape == (16, 24, 5)
+    assert not np.allclose(predict_map(model, img[:, ::-1])[:, ::-1, 0], one[..., 0])
+    ref = predict_map(model, img, tta=8)
+    views = {
+        "flip x": (
+            img[:, ::-1],
+            lambda b: np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], 1),
+        ),
+        "flip y": (img[::-1], lambda b: np.stack([b[:, 0], h - b[:, 3], b[:, 2], h - b[:, 1]], 1)),
+        "transpose": (img.T, lambda b: b[:, [1, 0, 3, 2]]),
+    }
+    boxes, scores = decode_boxes(ref, threshold=0.0, max_boxes=1000)
+    for name, (view, back) in views.items():
+        got, got_scores = decode_boxes(
+            predict_map(model, view, tta=8), threshold=0.0, max_boxes=1000
+        )
+        assert len(got) == len(boxes), name
+        # same boxes (in the original frame) with the same scores; order by position
+        a = np.lexsort(np.round(boxes, 6).T[::-1])
+        b = np.lexsort(np.round(back(got), 6).T[::-1])
+        assert np.allclose(back(got)[b], boxes[a], atol=1e-4), name
+        assert np.allclose(got_scores[b], scores[a], atol=1e-6), name
+    # fewer views: flips only are invariant under flips, not under transposition
+    four = predict_map(model, img, tta=4)
+    assert np.allclose(predict_map(model, img[::-1, ::-1], tta=4)[::-1, ::-1, 0], four[..., 0])
+    with pytest.raises(ValueError, match="tta must be one of"):
+        predict_map(model, img, tta=3)
+
+
 def test_learned_detector_params_checked(repo):
     from karyoflow.detect.job import resolve_detector_params
 
     assert resolve_detector_params({"thresholds": [0.5, 0.2]})["thresholds"] == [0.2, 0.5]
-    for bad in ({"crop": 50}, {"tresholds": [0.1]}, {"thresholds": [1.5]}, {"filters": [8]}):
+    assert resolve_detector_params({"tta": 8})["tta"] == 8
+    bad_values = ({"crop": 50}, {"tresholds": [0.1]}, {"thresholds": [1.5]}, {"filters": [8]})
+    for bad in (*bad_values, {"tta": 3}, {"tta": True}):
         with pytest.raises(ValueError):
             resolve_detector_params(bad)
     import yaml
@@ -424,6 +469,12 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
     assert history["val_recall"][0] == 0 and metrics["val_recall"] >= 0.6, metrics
     _model, settings = load_detector(outputs["model"])
     assert settings["threshold"] == metrics["threshold"] and settings["scale"] == 0.5
+    # epochs compared on one view, the threshold chosen on val with the default 4 views
+    assert settings["tta"] == metrics["tta"] == 4
+    assert set(metrics["val_sweep_one_view"]) == set(metrics["val_sweep"])
+    chosen = metrics["val_sweep"][str(metrics["threshold"])]
+    assert chosen["recall"] == round(metrics["val_recall"], 4)
+    assert chosen["fscore"] == max(r["fscore"] for r in metrics["val_sweep"].values())
     ev_out = {k: str(out / f"{k}.{e}") for k, e in (("metrics", "json"), ("per_cell", "csv"))}
     ev_out["overlay"] = str(out / "overlay.png")
     ev = run_detect_evaluate(

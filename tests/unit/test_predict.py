@@ -56,6 +56,21 @@ def metaphase(tmp_path_factory):
     return {"image": image, "xml": xml, "boxes": boxes, "grey": cell.image}
 
 
+def test_classifier_test_time_views(classifier, tmp_path):
+    import dataclasses
+
+    crops = (np.random.default_rng(0).random((5, 96, 48)) * 255).astype(np.uint8)
+    sizes = np.full((5, 2), 0.5, np.float32)
+    one = classifier.predict(crops, sizes)
+    mirror = classifier.predict(crops[:, :, ::-1], sizes)
+    both = dataclasses.replace(classifier, tta="hflip").predict(crops, sizes)
+    assert np.abs(one - mirror).max() > 1e-6
+    np.testing.assert_allclose(both, (one + mirror) / 2, rtol=0, atol=1e-7)
+    assert dataclasses.replace(classifier, tta="flips").predict(crops[:0]).shape == (0, 24)
+    with pytest.raises(ValueError, match="unknown test-time view mode 'all'"):
+        load_classifier(classifier.source, tta="all")
+
+
 def test_predict_cell_with_given_boxes(classifier, metaphase):
     pred = predict_cell(metaphase["grey"], classifier, boxes=metaphase["boxes"])
     assert pred.count + len(pred.rejected) == len(metaphase["boxes"]) == 46

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -253,6 +254,15 @@ def test_size_feature_job_builds_two_input_model(tmp_path):
     )
     model = keras.models.load_model(outputs["model"])
     assert len(model.inputs) == 2 and metrics["epochs_run"] == 1
-    proba = predict_proba(model, load_split(tmp_path / "data" / "val.h5"))
+    val = load_split(tmp_path / "data" / "val.h5")
+    proba = predict_proba(model, val)
     assert proba.shape == (24, 24)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-4)
+    # test-time views: the mean of the crops' and their mirrors' probabilities
+    mirrored = predict_proba(model, dataclasses.replace(val, images=val.images[:, :, ::-1]))
+    assert np.abs(mirrored - proba).max() > 1e-6  # an untrained net is not symmetric
+    both = predict_proba(model, val, tta="hflip")
+    np.testing.assert_allclose(both, (proba + mirrored) / 2, rtol=0, atol=1e-7)
+    assert predict_proba(model, val, tta="flips").shape == (24, 24)
+    with pytest.raises(ValueError, match="unknown test-time view mode 'rot'"):
+        predict_proba(model, val, tta="rot")

@@ -29,5 +29,6 @@ rule predict_cells:
         settings=PREDICT,
         preprocess=PREPROCESS["params"],
         detect=config["detect"]["params"],
+        tta=config["evaluate"]["tta"],
     script:
         "../scripts/predict_cells.py"

@@ -84,6 +84,7 @@ rule evaluate:
     params:
         select_by=TRAIN["select_by"],
         decode=config["evaluate"],
+        tta=config["evaluate"]["tta"],
         seed=SEED,
         tracking=TRACKING,
     script:

@@ -17,6 +17,7 @@ run_logged(
         select_by=sm.params.select_by,
         decode=sm.params.decode,
         seed=sm.params.seed,
+        tta=sm.params.tta,
         tracking=sm.params.tracking,
         outputs=dict(sm.output.items()),
         log=log,

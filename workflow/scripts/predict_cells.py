@@ -19,5 +19,6 @@ run_logged(
         detect=sm.params.detect,
         log=log,
         detector_model=detector[0] if detector else None,
+        tta=sm.params.tta,
     ),
 )

@@ -1,0 +1,74 @@
+"""Test-time views of chromosome crops: predictions averaged over mirrored copies.
+
+A chromosome mirrored left-right is the same chromosome (the training augmentation
+``hflip`` relies on it); upside down it is too, but a dataset whose crops are oriented
+consistently (p arm up, as in karyograms) may lose by it. Which views help is a
+property of the dataset: choose on the validation split (docs/classification.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["TTA_MODES", "average_over_views", "crop_views"]
+
+#: Views per mode, as ``(flip left-right, flip up-down)``.
+TTA_MODES: dict[str, tuple[tuple[bool, bool], ...]] = {
+    "none": ((False, False),),
+    "hflip": ((False, False), (True, False)),
+    "flips": ((False, False), (True, False), (False, True), (True, True)),
+}
+
+
+def crop_views(images: np.ndarray, mode: str = "none") -> list[np.ndarray]:
+    """The test-time views of a stack of crops.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(N, H, W)`` or ``(N, H, W, C)`` crops.
+    mode : {"none", "hflip", "flips"}
+        ``hflip``: the crops and their left-right mirrors; ``flips``: also upside down
+        and both.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One contiguous stack per view, the crops themselves first.
+
+    Examples
+    --------
+    >>> x = np.arange(6).reshape(1, 2, 3)
+    >>> [v[0].tolist() for v in crop_views(x, "hflip")]
+    [[[0, 1, 2], [3, 4, 5]], [[2, 1, 0], [5, 4, 3]]]
+    >>> len(crop_views(x, "flips")), len(crop_views(x))
+    (4, 1)
+    """
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown test-time view mode {mode!r}; use one of {sorted(TTA_MODES)}")
+    arr = np.asarray(images)
+    out = []
+    for lr, ud in TTA_MODES[mode]:
+        view = arr[:, :, ::-1] if lr else arr
+        view = view[:, ::-1] if ud else view
+        out.append(np.ascontiguousarray(view))
+    return out
+
+
+def average_over_views(
+    predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, mode: str = "none"
+) -> np.ndarray:
+    """Mean of ``predict(view)`` over the views of ``mode`` (:func:`crop_views`).
+
+    Examples
+    --------
+    >>> x = np.array([[[0, 1]]], float)  # one 1x2 crop, dark on the left
+    >>> average_over_views(lambda v: v[:, 0, :1], x, "hflip").tolist()  # left pixel
+    [[0.5]]
+    """
+    views = crop_views(images, mode)
+    if len(views) == 1:
+        return np.asarray(predict(views[0]))
+    return np.mean([np.asarray(predict(v), np.float64) for v in views], axis=0).astype(np.float32)
