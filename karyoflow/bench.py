@@ -221,8 +221,8 @@ def _bench_predict_metaphase() -> dict[str, Any]:
     """``karyoflow predict`` on Taichung metaphases: detection + preprocessing + classification.
 
     The classifier is ``karyonet_fast`` with size input and untrained weights (speed does
-    not depend on them); TensorFlow is warmed up on the first image, then the next ones
-    are timed, all cores.
+    not depend on them), with the default config's test-time views (``evaluate.tta``);
+    TensorFlow is warmed up on the first image, then the next ones are timed, all cores.
     """
     import statistics
 
@@ -237,7 +237,8 @@ def _bench_predict_metaphase() -> dict[str, Any]:
         return {"skipped": "../shared/data/taichung-voc-dev not found"}
     config, sources = found
     model = build_model("karyonet_fast", (96, 48, 1), 24, seed=0, size_features=2)
-    clf = Classifier(model, 96, 48, True, "untrained karyonet_fast")
+    tta = config["evaluate"]["tta"]
+    clf = Classifier(model, 96, 48, True, "untrained karyonet_fast", tta)
     pre = config["preprocess"]["params"]
     det = (config.get("detect") or {}).get("params")
     predict_cell(read_image(sources[0]), clf, preprocess=pre, detect=det)  # warm-up
@@ -252,6 +253,7 @@ def _bench_predict_metaphase() -> dict[str, Any]:
             parts.setdefault(k, []).append(v)
     return {
         "metaphases": len(walls),
+        "classifier_tta": tta,
         "chromosomes_mean": round(statistics.mean(counts), 1),
         "s_per_metaphase_mean": round(statistics.mean(walls), 3),
         "s_per_metaphase_max": round(max(walls), 3),

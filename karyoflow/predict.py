@@ -64,11 +64,18 @@ class Classifier:
     def predict(self, images: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities ``(N, 24)`` for uint8 images ``(N, H, W)``, averaged over
         the test-time views of :attr:`tta`."""
-        from karyoflow.train.views import average_over_views
+        from karyoflow.train.views import crop_views
 
-        if len(images) == 0:
+        n = len(images)
+        if n == 0:
             return np.zeros((0, len(LABELS)), np.float32)
-        return average_over_views(lambda v: self._predict(v, sizes), np.asarray(images), self.tta)
+        views = crop_views(np.asarray(images), self.tta)
+        if len(views) == 1:
+            return self._predict(views[0], sizes)
+        # all views in one batch: one network call per cell, not one per view
+        tiled = None if sizes is None else np.tile(np.asarray(sizes, np.float32), (len(views), 1))
+        proba = self._predict(np.concatenate(views), tiled)
+        return proba.reshape(len(views), n, -1).mean(axis=0, dtype=np.float64).astype(np.float32)
 
     def _predict(self, images: np.ndarray, sizes: np.ndarray | None) -> np.ndarray:
         x = np.asarray(images, np.float32)[..., None]

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from karyoflow.detect.centernet import decode_boxes, encode_boxes
+from karyoflow.train.views import DIHEDRAL_VIEWS, from_view, to_view
 
 __all__ = [
     "clip_boxes",
@@ -32,12 +33,7 @@ __all__ = [
 ]
 
 #: Test-time views per ``tta`` setting: ``(flip x, flip y, transpose)``.
-TTA_VIEWS: dict[int, tuple[tuple[bool, bool, bool], ...]] = {
-    1: ((False, False, False),),
-    2: ((False, False, False), (True, False, False)),
-    4: tuple((fx, fy, False) for fy in (False, True) for fx in (False, True)),
-    8: tuple((fx, fy, tr) for tr in (False, True) for fy in (False, True) for fx in (False, True)),
-}
+TTA_VIEWS = DIHEDRAL_VIEWS
 
 
 def needs_inversion(grey: np.ndarray, polarity: str = "auto") -> bool:
@@ -276,22 +272,19 @@ def predict_map(model: Any, image: np.ndarray, *, tta: int = 1) -> np.ndarray:
     if int(tta) not in TTA_VIEWS:
         raise ValueError(f"tta must be one of {sorted(TTA_VIEWS)}, got {tta}")
     maps = []
-    for fx, fy, tr in TTA_VIEWS[int(tta)]:
-        view = image.T if tr else image
-        view = view[::-1] if fy else view
-        view = view[:, ::-1] if fx else view
-        batch = np.ascontiguousarray(view, np.float32)[None, ..., None]
+    for view in TTA_VIEWS[int(tta)]:
+        batch = np.ascontiguousarray(to_view(image, view), np.float32)[None, ..., None]
         # A direct call, not predict(): every metaphase has its own size, and predict()
         # would trace a new graph for each one.
         pred = np.array(model(batch, training=False), np.float64)[0]
-        if fx:
-            pred = pred[:, ::-1]
+        fx, fy, tr = view
+        if fx:  # offsets within a cell, in the view's frame, mirror too
             pred[..., 1] = 1.0 - pred[..., 1]
         if fy:
-            pred = pred[::-1]
             pred[..., 2] = 1.0 - pred[..., 2]
-        if tr:
-            pred = pred.transpose(1, 0, 2)[..., [0, 2, 1, 4, 3]]
+        pred = from_view(pred, view)
+        if tr:  # x and y, width and height trade places
+            pred = pred[..., [0, 2, 1, 4, 3]]
         maps.append(pred)
     return maps[0] if len(maps) == 1 else np.mean(maps, axis=0)
 

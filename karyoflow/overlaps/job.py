@@ -59,6 +59,9 @@ DEFAULT_SEG_TRAIN: dict[str, Any] = {
     # where A touches B, which the geometric split cuts along
     "mode": "four_class",
     "split": {},  # split_instances options (the geometric modes)
+    # test-time views averaged at evaluation: 1 | 2 | 4 | 8 (flips, transposes); >1 only in
+    # the geometric modes, whose classes do not depend on the orientation
+    "tta": 1,
 }
 
 #: Segmentation modes (``overlaps.params.mode``) and the classes their network predicts.
@@ -104,6 +107,12 @@ def resolve_seg_params(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError("monitor must be val_loss or val_matched_accuracy")
     if out["mode"] not in SEG_MODES:
         raise ValueError(f"mode must be one of {list(SEG_MODES)}, got {out['mode']!r}")
+    if out["tta"] not in (1, 2, 4, 8) or isinstance(out["tta"], bool):
+        raise ValueError(f"tta must be 1, 2, 4 or 8, got {out['tta']!r}")
+    if out["tta"] > 1 and out["mode"] == "four_class":
+        raise ValueError(
+            "tta > 1 needs a geometric mode: in four_class the A / B order of a view is arbitrary"
+        )
     if out["split"]:
         from karyoflow.overlaps.instances import DEFAULT_SPLIT
 
@@ -330,11 +339,20 @@ def _predict(
     model, grey: np.ndarray, batch_size: int = 64, params: Mapping[str, Any] | None = None
 ) -> np.ndarray:
     """4-class labels ``(N, H, W)`` uint8: the argmax, or in a geometric mode
-    (``params["mode"]``) the argmax split into A / B by geometry."""
+    (``params["mode"]``) the argmax split into A / B by geometry. With ``params["tta"]``
+    > 1 the class probabilities are averaged over that many flipped / transposed views
+    (:data:`karyoflow.train.views.DIHEDRAL_VIEWS`) before the argmax."""
+    from karyoflow.train.views import DIHEDRAL_VIEWS, from_view, to_view
+
+    views = DIHEDRAL_VIEWS[int((params or {}).get("tta", 1))]
     out = np.zeros(grey.shape, np.uint8)
     for start in range(0, len(grey), batch_size):
         x = grey[start : start + batch_size].astype(np.float32)[..., None]
-        out[start : start + batch_size] = np.argmax(model.predict_on_batch(x), axis=-1)
+        proba = 0.0
+        for view in views:
+            seen = np.ascontiguousarray(to_view(x, view, axes=(1, 2)))
+            proba = proba + from_view(np.asarray(model.predict_on_batch(seen)), view, axes=(1, 2))
+        out[start : start + batch_size] = np.argmax(proba, axis=-1)
     if (params or {}).get("mode", "four_class") != "four_class":
         from karyoflow.overlaps.instances import split_instances_batch
 
@@ -565,6 +583,7 @@ def run_evaluate_segmentation(
         "dataset": job["dataset"],
         "model": job["model"],
         "mode": params["mode"],
+        "tta": int(params["tta"]),
         "test_pairs": len(grey),
         "test_cells": len(set(cells)),
         "overlap_iou": report["overlap_iou"],

@@ -123,12 +123,41 @@ def test_models_build_and_reject_bad_sizes():
         build_segmentation_model("fcn", (32, 32, 1))
 
 
+def test_test_time_views_of_segmentation():
+    """Averaged over all 8 views, the labels of a transposed or flipped pair are the
+    transposed or flipped labels (an untrained net: one view is not symmetric)."""
+    import keras
+
+    from karyoflow.models.segmentation import build_segmentation_model
+    from karyoflow.overlaps.job import _predict, resolve_seg_params
+
+    keras.utils.set_random_seed(0)
+    m = build_segmentation_model("unet", (32, 32, 1), options={"filters": 4, "depth": 2})
+    grey = (np.random.default_rng(1).random((3, 32, 32)) * 255).astype(np.uint8)
+    one = resolve_seg_params({"mode": "four_class"})
+    assert not np.array_equal(
+        _predict(m, grey[:, ::-1], params=one)[:, ::-1], _predict(m, grey, params=one)
+    )
+    eight = {"mode": "four_class", "tta": 8}  # _predict alone: no A / B split here
+    ref = _predict(m, grey, params=eight)
+    assert np.array_equal(
+        _predict(m, grey.transpose(0, 2, 1), params=eight).transpose(0, 2, 1), ref
+    )
+    assert np.array_equal(_predict(m, grey[:, ::-1, ::-1], params=eight)[:, ::-1, ::-1], ref)
+    assert resolve_seg_params({"mode": "contact_geometric", "tta": 4})["tta"] == 4
+    with pytest.raises(ValueError, match="tta > 1 needs a geometric mode"):
+        resolve_seg_params({"tta": 8})
+    with pytest.raises(ValueError, match="tta must be 1, 2, 4 or 8"):
+        resolve_seg_params({"mode": "contact_geometric", "tta": 3})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["four_class", "contact_geometric"])
 def test_one_epoch_fit_and_evaluation(tmp_path, mode):
     from karyoflow.overlaps.generate import compose_pair, write_pairs_h5
     from karyoflow.overlaps.job import run_evaluate_segmentation, run_train_segmentation
 
+    four = mode == "four_class"
     rng = np.random.default_rng(0)
     bar = (np.full((22, 5), 0.6, np.float32), np.ones((22, 5), bool))
     for split, n in (("train", 24), ("val", 8), ("test", 8)):
@@ -150,7 +179,8 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
         "dataset": "d",
         "model": "unet",
         "options": {"filters": 4, "depth": 2},
-        "params": {"epochs": 1, "batch_size": 8, "mode": mode},
+        # the geometric mode evaluates with test-time views
+        "params": {"epochs": 1, "batch_size": 8, "mode": mode, "tta": 1 if four else 8},
         "seed": 1,
         "train": tmp_path / "train.h5",
         "val": tmp_path / "val.h5",
@@ -182,7 +212,7 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
     job = {**job, "model_file": outs["model"], "test": tmp_path / "test.h5", "samples": 4}
     result = run_evaluate_segmentation(job, ev, log=lambda m: None)
     assert result["test_pairs"] == 8 and set(result["iou"]) >= {"overlap", "background"}
-    assert result["mode"] == mode
+    assert result["mode"] == mode and result["tta"] == (1 if four else 8)
     with pytest.raises(ValueError, match="a 4-class model, but mode is three_class"):
         three = {**job["params"], "mode": "three_class_geometric"}
         run_evaluate_segmentation({**job, "params": three}, ev, log=lambda m: None)
