@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "taichung_voc.yaml": {"taichung": (20563, 447, 0)},
     "karyograms_612.yaml": {"karyograms612": (14072, 306, 0)},
+    "karyograms_612_hu2019.yaml": {"karyograms612": (14072, 306, 0)},
     "pampaj7_tiff.yaml": {"pampaj7": (2806, 65, 0)},
     "karyonet_sample.yaml": {
         "karyonet_gband_train": (184, 4, 0),

@@ -28,6 +28,18 @@ def test_examples_valid(repo):
         load_config(path)
 
 
+def test_hu2019_baseline_uses_the_karyonet_split(repo):
+    """The baseline example must see the same cells, split and crops as karyograms_612."""
+    ex = repo / "config" / "examples"
+    base, hu = (
+        load_config(ex / "karyograms_612.yaml"),
+        load_config(ex / "karyograms_612_hu2019.yaml"),
+    )
+    for key in ("seed", "datasets", "split", "preprocess"):
+        assert hu[key] == base[key], key
+    assert hu["train"]["models"] == ["hu2019"] and base["train"]["models"] == ["karyonet_fast"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
