@@ -364,6 +364,7 @@ def run_detector_training(
         if val:
             # every threshold at the chosen epoch: the recall / precision trade-off
             sweep = store["sweeps"][best]
+            threshold = best_threshold(sweep)  # the one _val_logs reported for that epoch
             if tta > 1:  # epochs were compared on one view; the operating point uses tta
                 metrics["val_sweep_one_view"] = _rounded(sweep)
                 log(f"[train_detector] {name}: threshold chosen on val with {tta} views")
