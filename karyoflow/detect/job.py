@@ -109,7 +109,10 @@ def resolve_detector_params(*layers: Mapping[str, Any] | None) -> dict[str, Any]
     out["thresholds"] = sorted(ths)
     if not float(out["beta"]) > 0:
         raise ValueError(f"{pre}.beta must be positive, got {out['beta']}")
-    if out["tta"] not in (1, 2, 4, 8) or isinstance(out["tta"], bool):
+    from karyoflow.train.views import DIHEDRAL_VIEWS
+
+    tta = out["tta"]
+    if isinstance(tta, bool) or not isinstance(tta, int) or tta not in DIHEDRAL_VIEWS:
         raise ValueError(f"{pre}.tta must be 1, 2, 4 or 8, got {out['tta']!r}")
     return out
 

@@ -32,9 +32,6 @@ __all__ = [
     "training_batch",
 ]
 
-#: Test-time views per ``tta`` setting: ``(flip x, flip y, transpose)``.
-TTA_VIEWS = DIHEDRAL_VIEWS
-
 
 def needs_inversion(grey: np.ndarray, polarity: str = "auto") -> bool:
     """Whether a metaphase is light-on-dark and must be inverted for the network.
@@ -269,10 +266,10 @@ def predict_map(model: Any, image: np.ndarray, *, tta: int = 1) -> np.ndarray:
     >>> bool(np.allclose(m1, m8)), m8.shape
     (True, (4, 8, 5))
     """
-    if int(tta) not in TTA_VIEWS:
-        raise ValueError(f"tta must be one of {sorted(TTA_VIEWS)}, got {tta}")
+    if int(tta) not in DIHEDRAL_VIEWS:
+        raise ValueError(f"tta must be one of {sorted(DIHEDRAL_VIEWS)}, got {tta}")
     maps = []
-    for view in TTA_VIEWS[int(tta)]:
+    for view in DIHEDRAL_VIEWS[int(tta)]:
         batch = np.ascontiguousarray(to_view(image, view), np.float32)[None, ..., None]
         # A direct call, not predict(): every metaphase has its own size, and predict()
         # would trace a new graph for each one.

@@ -107,7 +107,10 @@ def resolve_seg_params(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError("monitor must be val_loss or val_matched_accuracy")
     if out["mode"] not in SEG_MODES:
         raise ValueError(f"mode must be one of {list(SEG_MODES)}, got {out['mode']!r}")
-    if out["tta"] not in (1, 2, 4, 8) or isinstance(out["tta"], bool):
+    from karyoflow.train.views import DIHEDRAL_VIEWS
+
+    tta = out["tta"]
+    if isinstance(tta, bool) or not isinstance(tta, int) or tta not in DIHEDRAL_VIEWS:
         raise ValueError(f"tta must be 1, 2, 4 or 8, got {out['tta']!r}")
     if out["tta"] > 1 and out["mode"] == "four_class":
         raise ValueError(

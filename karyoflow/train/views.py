@@ -63,11 +63,12 @@ def from_view(image: np.ndarray, view: tuple[bool, bool, bool], axes: tuple[int,
     return np.swapaxes(out, ay, ax) if tr else out
 
 
-#: Views per mode, as ``(flip left-right, flip up-down)``.
-TTA_MODES: dict[str, tuple[tuple[bool, bool], ...]] = {
-    "none": ((False, False),),
-    "hflip": ((False, False), (True, False)),
-    "flips": ((False, False), (True, False), (False, True), (True, True)),
+#: Views per classification mode: the crop, its mirror image, all four flips
+#: (:data:`DIHEDRAL_VIEWS` without transposition: crops are not square).
+TTA_MODES: dict[str, tuple[tuple[bool, bool, bool], ...]] = {
+    "none": DIHEDRAL_VIEWS[1],
+    "hflip": DIHEDRAL_VIEWS[2],
+    "flips": DIHEDRAL_VIEWS[4],
 }
 
 
@@ -98,12 +99,7 @@ def crop_views(images: np.ndarray, mode: str = "none") -> list[np.ndarray]:
     if mode not in TTA_MODES:
         raise ValueError(f"unknown test-time view mode {mode!r}; use one of {sorted(TTA_MODES)}")
     arr = np.asarray(images)
-    out = []
-    for lr, ud in TTA_MODES[mode]:
-        view = arr[:, :, ::-1] if lr else arr
-        view = view[:, ::-1] if ud else view
-        out.append(np.ascontiguousarray(view))
-    return out
+    return [np.ascontiguousarray(to_view(arr, view, axes=(1, 2))) for view in TTA_MODES[mode]]
 
 
 def average_over_views(
