@@ -67,14 +67,19 @@ DEFAULT_GENERATE: dict[str, Any] = {
     "blur_sigma": 0.5,  # optical blur (px) of the composed image
     "noise_sigma": 1.5,  # Gaussian noise (grey levels)
     "invert": False,  # true: bright chromosomes on dark (fluorescence-like output)
+    # density: optical densities add (absorbing stain, brightfield G-bands);
+    # additive: the light each chromosome gives off adds (fluorescence), saturating at 255
+    "combine": "density",
     "margin": 4,  # px around a VOC box when cutting a chromosome out
     "polarity": "auto",  # auto | dark_on_light | light_on_dark (the source images)
     "min_area": 40,  # px (source scale): smaller masks are skipped
     "mask": {},  # chromosome_mask options over the preprocess defaults
     "max_tries": 50,  # pair draws before a pair is given up (an error)
+    "frames": {},  # frames datasets: karyoflow.overlaps.frames.DEFAULT_FRAMES options
 }
 
 _PAIR_WITHIN = ("cell", "split")
+_COMBINE = ("density", "additive")
 _POLARITY = ("auto", "dark_on_light", "light_on_dark")
 
 
@@ -95,17 +100,22 @@ def resolve_generate_params(params: Mapping[str, Any] | None = None) -> dict[str
     ...
     ValueError: unknown overlaps/generate option 'sise'
     """
+    from karyoflow.overlaps.frames import resolve_frames_params
+
     out = copy.deepcopy(DEFAULT_GENERATE)
     for key, value in (params or {}).items():
         if key not in out:
             raise ValueError(f"unknown overlaps/generate option {key!r}")
         out[key] = copy.deepcopy(value)
+    out["frames"] = resolve_frames_params(out["frames"])
     if int(out["size"]) < 16:
         raise ValueError(f"overlaps/generate size must be >= 16, got {out['size']}")
     if float(out["downsample"]) <= 0:
         raise ValueError("overlaps/generate downsample must be > 0")
     if out["pair_within"] not in _PAIR_WITHIN:
         raise ValueError(f"overlaps/generate pair_within must be one of {list(_PAIR_WITHIN)}")
+    if out["combine"] not in _COMBINE:
+        raise ValueError(f"overlaps/generate combine must be one of {list(_COMBINE)}")
     if out["polarity"] not in _POLARITY:
         raise ValueError(f"overlaps/generate polarity must be one of {list(_POLARITY)}")
     lo, hi = (float(v) for v in out["background"])
@@ -181,6 +191,7 @@ def chromosome_od(
     >>> od.shape == m.shape, int(m.sum()), round(float(od.max()), 2)
     (True, 164, 0.46)
     """
+    from karyoflow.overlaps.frames import optical_density
     from karyoflow.preprocess.intensity import crop_box, normalise_polarity
     from karyoflow.preprocess.mask import background_level, chromosome_mask
 
@@ -194,9 +205,7 @@ def chromosome_od(
     area = int(mask.sum())
     if area < max(1, int(min_area)):
         raise ValueError(f"mask of {area} px (minimum {min_area})")
-    bg = max(float(background_level(img, mask)), 1.0)
-    od = np.clip(-np.log10(np.maximum(img.astype(np.float32), 1.0) / bg), 0.0, None)
-    od = np.where(mask, od, 0.0).astype(np.float32)
+    od = optical_density(img, mask, float(background_level(img, mask)))
     ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     sl = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
     return od[sl], mask[sl]
@@ -271,6 +280,7 @@ def compose_pair(
     blur_sigma: float = 0.5,
     noise_sigma: float = 1.5,
     invert: bool = False,
+    combine: str = "density",
     max_tries: int = 50,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Overlay two chromosomes into one labelled pair image.
@@ -280,7 +290,11 @@ def compose_pair(
     lies on a random point of the first, offset by up to ``translation`` pixels. A
     placement is kept when both lie wholly inside the square, they overlap by at least
     ``min_overlap`` pixels and each keeps ``min_exclusive`` of itself unoverlapped.
-    Optical densities add, so the overlap is darker: ``grey = bg * 10 ** -(od1 + od2)``.
+    With ``combine="density"`` optical densities add, so the overlap is darker:
+    ``grey = bg * 10 ** -(od1 + od2)``. With ``"additive"`` (fluorescence, used with
+    ``invert``) the shares of the background each chromosome takes away add,
+    ``grey = bg * (1 - a1 - a2)`` with ``a = 1 - 10 ** -od`` (clipped at 0): inverted, the
+    light of the two chromosomes adds over the dark field.
 
     Parameters
     ----------
@@ -289,7 +303,7 @@ def compose_pair(
     rng : numpy.random.Generator
         Source of every random draw (placement, angles, background, noise).
     size, downsample, rotation, first_rotation, translation, jitter, min_overlap,
-    min_exclusive, background, blur_sigma, noise_sigma, invert, max_tries
+    min_exclusive, background, blur_sigma, noise_sigma, invert, combine, max_tries
         See :data:`DEFAULT_GENERATE`.
 
     Returns
@@ -339,12 +353,18 @@ def compose_pair(
             int(in_a.sum()), int(in_b.sum())
         ) or not ((in_a & ~in_b).any() and (in_b & ~in_a).any()):
             continue
-        od = _place(size, od_a, ax0, ay0) + _place(size, od_b, bx0, by0)
+        if combine == "additive":
+            share = _place(size, 1.0 - np.power(10.0, -od_a), ax0, ay0)
+            share = share + _place(size, 1.0 - np.power(10.0, -od_b), bx0, by0)
+            transmitted = np.clip(1.0 - share, 0.0, 1.0)
+        else:
+            od = _place(size, od_a, ax0, ay0) + _place(size, od_b, bx0, by0)
+            transmitted = np.power(10.0, -od)
         labels = np.zeros((size, size), np.uint8)
         labels[in_a] = 1
         labels[in_b] = 2
         labels[both] = 3
-        grey = float(rng.uniform(float(background[0]), float(background[1]))) * np.power(10.0, -od)
+        grey = float(rng.uniform(float(background[0]), float(background[1]))) * transmitted
         if blur_sigma > 0:
             grey = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), sigmaX=float(blur_sigma))
         if noise_sigma > 0:
@@ -366,9 +386,15 @@ def _loader_default(source: str, frame: int) -> np.ndarray:
 class _CropCache:
     """(od, mask) per manifest row, or the reason it failed; source images LRU-cached."""
 
-    def __init__(self, params: Mapping[str, Any], loader: Callable[[str, int], np.ndarray]):
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        loader: Callable[[str, int], np.ndarray],
+        precut: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    ):
         self.params = params
         self.loader = loader
+        self.precut = precut or {}
         self.crops: dict[int, tuple[np.ndarray, np.ndarray] | str] = {}
         self.images: OrderedDict[tuple[str, int], np.ndarray | str] = OrderedDict()
 
@@ -387,6 +413,8 @@ class _CropCache:
         return img
 
     def get(self, index: int, row: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | str:
+        if index not in self.crops and str(row["instance_id"]) in self.precut:
+            self.crops[index] = self.precut[str(row["instance_id"])]
         if index not in self.crops:
             img = self._image(str(row["source"]), int(row.get("frame", -1)))
             if isinstance(img, str):
@@ -423,6 +451,7 @@ def generate_pairs(
     *,
     key: str = "",
     loader: Callable[[str, int], np.ndarray] = _loader_default,
+    precut: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Compose ``n_pairs`` pairs from the chromosomes of ``rows`` (one split).
 
@@ -445,6 +474,10 @@ def generate_pairs(
         Distinguishes the streams of different datasets and splits.
     loader : callable
         ``(source, frame) -> 8-bit grey image``.
+    precut : mapping, optional
+        ``instance_id -> (od, mask)`` of chromosomes already cut out (frames datasets,
+        :func:`karyoflow.overlaps.frames.frame_sources`); other rows are cut from their
+        source image.
 
     Returns
     -------
@@ -489,7 +522,7 @@ def generate_pairs(
             f"no {'cell' if params['pair_within'] == 'cell' else 'split'} with two "
             f"single-chromosome rows to pair ({len(rows)} rows)"
         )
-    cache = _CropCache(params, loader)
+    cache = _CropCache(params, loader, precut)
     compose_kw = {
         k: params[k]
         for k in (
@@ -505,6 +538,7 @@ def generate_pairs(
             "blur_sigma",
             "noise_sigma",
             "invert",
+            "combine",
         )
     }
     records = rows.to_dict("records")

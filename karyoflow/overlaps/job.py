@@ -151,7 +151,7 @@ def check_overlaps_config(section: Mapping[str, Any], datasets: Mapping[str, Any
         if name not in datasets:
             raise ValueError(f"overlaps/datasets: no dataset {name!r}")
         kind = datasets[name]["kind"]
-        if kind not in ("voc", "crops", "centromere_csv", "overlaps_h5"):
+        if kind not in ("voc", "crops", "centromere_csv", "overlaps_h5", "frames"):
             raise ValueError(f"overlaps/datasets: {name!r} ({kind}) has no single chromosomes")
     try:
         size = int(resolve_generate_params(section.get("generate"))["size"])
@@ -192,7 +192,10 @@ def run_make_overlaps(
 
     Single-chromosome datasets: ``counts[split]`` pairs composed per split
     (:func:`~karyoflow.overlaps.generate.generate_pairs`). ``overlaps_h5`` datasets:
-    their pairs, by the manifest's split (``counts`` ignored).
+    their pairs, by the manifest's split (``counts`` ignored). ``frames`` datasets: the
+    chromosomes are first cut out of each frame and split
+    (:func:`~karyoflow.overlaps.frames.frame_sources`); every detected object, kept or
+    rejected with its reason, is listed in the summary (``frame_objects``).
     """
     from karyoflow.evaluate.segmentation import plot_segmentation_samples
     from karyoflow.manifest import read_manifest
@@ -206,6 +209,9 @@ def run_make_overlaps(
     p = resolve_generate_params(params)
     df = read_manifest(manifest)
     summary: dict[str, Any] = {"dataset": dataset, "kind": kind, "params": p, "splits": {}}
+    precut = None
+    if kind == "frames":
+        df, precut, summary["frame_objects"] = _frame_sources(df, p, seed, log)
     previews = None
     for split in _SPLITS:
         rows = df[df["split"] == split]
@@ -229,7 +235,7 @@ def run_make_overlaps(
             if n and rows.empty:
                 raise ValueError(f"{manifest}: no {split} rows to make {n} {split} pairs from")
             try:
-                result = generate_pairs(rows, n, p, seed, key=f"{dataset}/{split}")
+                result = generate_pairs(rows, n, p, seed, key=f"{dataset}/{split}", precut=precut)
             except ValueError as exc:
                 raise ValueError(f"{manifest}: {split}: {exc}") from None
         write_pairs_h5(
@@ -258,6 +264,30 @@ def run_make_overlaps(
     )
     write_json(outputs["summary"], summary)
     return summary
+
+
+def _frame_sources(
+    df: Any, p: Mapping[str, Any], seed: int, log: Log
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """The chromosomes of a frames dataset (:func:`karyoflow.overlaps.frames.frame_sources`)."""
+    from collections import Counter
+
+    from karyoflow.overlaps.frames import frame_sources
+
+    frames = df[df["kind"].astype(str) == "frame"]
+    if frames.empty:
+        raise ValueError("no frame rows in the manifest")
+    rows, precut, objects = frame_sources(
+        frames, p["frames"], seed, min_area=int(p["min_area"]), polarity=p["polarity"]
+    )
+    rejected = Counter(o["reason"].split(" ")[0] for o in objects if "reason" in o)
+    log(
+        f"[make_overlaps] {len(frames)} frame(s): {len(objects)} objects detected, "
+        f"{len(rows)} kept as chromosomes "
+        f"({dict(Counter(rows['split']))} by {p['frames']['split_by']}), "
+        f"{sum(rejected.values())} rejected {dict(rejected)}"
+    )
+    return rows, precut, objects
 
 
 # --------------------------------------------------------------------------- data

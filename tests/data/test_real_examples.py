@@ -27,6 +27,7 @@ EXPECTED = {
     },
     "pommier_frames.yaml": {"pommier": (1, 1, 0)},
     "overlaps_real.yaml": {"karyograms612": (14072, 306, 0)},
+    "overlaps_dapi.yaml": {"pommier": (1, 1, 0)},
 }
 
 

@@ -72,6 +72,29 @@ def test_compose_rotated_and_downsampled():
     assert inverted[0, 0] < 60  # fluorescence-like: dark background
 
 
+def test_compose_additive_light_adds():
+    """Fluorescence: inverted, the overlap is the background plus both chromosomes' light."""
+    od = -np.log10(1 - 0.3)  # each chromosome takes 30 % of the background away
+    grey, lab = compose_pair(
+        _bar(30, 6, od),
+        _bar(20, 8, od),
+        np.random.default_rng(1),
+        size=48,
+        downsample=1,
+        rotation=0,
+        first_rotation=0,
+        min_overlap=4,
+        blur_sigma=0,
+        noise_sigma=0,
+        invert=True,
+        combine="additive",
+        background=(235, 235),
+    )
+    bg, one, both = (float(grey[lab == k].mean()) for k in (0, 1, 3))
+    assert bg == 20 and abs(one - (20 + 0.3 * 235)) <= 0.5
+    assert abs((both - bg) - 2 * (one - bg)) <= 1  # light adds: twice the single signal
+
+
 def test_compose_gives_up_cleanly():
     with pytest.raises(RuntimeError, match="no overlapping placement"):
         compose_pair(
@@ -255,10 +278,19 @@ def test_params_and_config_checks():
         resolve_generate_params({"sizes": 3})
     with pytest.raises(ValueError, match="unknown overlaps/generate mask option"):
         resolve_generate_params({"mask": {"methd": "otsu"}})
-    datasets = {"v": {"kind": "voc"}, "f": {"kind": "frames"}}
+    with pytest.raises(ValueError, match="combine must be one of"):
+        resolve_generate_params({"combine": "max"})
+    with pytest.raises(ValueError, match="unknown frames option 'splitby'"):
+        resolve_generate_params({"frames": {"splitby": "cell"}})
+    with pytest.raises(ValueError, match="unknown frames detect option 'radius'"):
+        resolve_generate_params({"frames": {"detect": {"radius": 3}}})
+    with pytest.raises(ValueError, match="frames peak must be"):
+        resolve_generate_params({"frames": {"peak": 1000}})
+    datasets = {"v": {"kind": "voc"}, "f": {"kind": "frames"}, "x": {"kind": "pairs"}}
     check_overlaps_config({"datasets": ["v"], "generate": {"size": 48}}, datasets)
+    check_overlaps_config({"datasets": ["f"]}, datasets)  # chromosomes cut out of frames
     with pytest.raises(ValueError, match="no single chromosomes"):
-        check_overlaps_config({"datasets": ["f"]}, datasets)
+        check_overlaps_config({"datasets": ["x"]}, datasets)
     with pytest.raises(ValueError, match="not a multiple of 8"):
         check_overlaps_config({"datasets": ["v"], "generate": {"size": 44}}, datasets)
     with pytest.raises(ValueError, match="unknown segmentation training option"):

@@ -291,21 +291,30 @@ def pairs_file(split):
     return f"{RESULTS}/overlaps/{{dataset}}/pairs/{split}.h5"
 
 
-def segmentation_job(wildcards):
+def segmentation_job(wildcards, views=True):
+    """Job of a segmentation rule; views=False: one test-time view (training: tta only
+    changes the evaluation, so changing it does not retrain the model)."""
     from karyoflow.overlaps.job import resolve_seg_params
 
     settings = OVERLAPS["model_settings"].get(wildcards.seg_model) or {}
+    params = resolve_seg_params(OVERLAPS["params"], settings.get("params"))
+    if not views:
+        params["tta"] = 1
     return {
         "dataset": wildcards.dataset,
         "model": wildcards.seg_model,
         "options": settings.get("options") or {},
-        "params": resolve_seg_params(OVERLAPS["params"], settings.get("params")),
+        "params": params,
         "seed": SEED,
         "samples": OVERLAPS["figure_samples"],
         "use_gpu": GPU["enabled"],
         "mixed_precision": GPU["mixed_precision"],
         **TRACKING,
     }
+
+
+def segmentation_train_job(wildcards):
+    return segmentation_job(wildcards, views=False)
 
 
 PREDICT = config["predict"]

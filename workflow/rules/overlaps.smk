@@ -58,7 +58,7 @@ rule train_segmentation:
     resources:
         **GPU_RESOURCES,
     params:
-        job=segmentation_job,
+        job=segmentation_train_job,
     script:
         "../scripts/train_segmentation.py"
 
