@@ -28,14 +28,18 @@ def test_examples_valid(repo):
         load_config(path)
 
 
-def test_hu2019_baseline_uses_the_karyonet_split(repo):
-    """The baseline example must see the same cells, split and crops as karyograms_612."""
+@pytest.mark.parametrize(
+    ("base_name", "hu_name"),
+    [
+        ("karyograms_612.yaml", "karyograms_612_hu2019.yaml"),
+        ("taichung_voc.yaml", "taichung_voc_hu2019.yaml"),
+    ],
+)
+def test_hu2019_baseline_uses_the_karyonet_split(repo, base_name, hu_name):
+    """A baseline example must see the same cells, split, crops and views as its base."""
     ex = repo / "config" / "examples"
-    base, hu = (
-        load_config(ex / "karyograms_612.yaml"),
-        load_config(ex / "karyograms_612_hu2019.yaml"),
-    )
-    for key in ("seed", "datasets", "split", "preprocess"):
+    base, hu = load_config(ex / base_name), load_config(ex / hu_name)
+    for key in ("seed", "datasets", "split", "preprocess", "evaluate"):
         assert hu[key] == base[key], key
     assert hu["train"]["models"] == ["hu2019"] and base["train"]["models"] == ["karyonet_fast"]
 
