@@ -68,7 +68,13 @@ def _isolated_tracking_environment(monkeypatch):
     prefers over the configured store (a team's server); within one pytest process that
     would send a later test's runs to an earlier test's store.
     """
-    from karyoflow.train.tracking import CONFIG_HASH_ENV, PARENT_ENV
+    from karyoflow.train.tracking import TRACKING_ENV as names
 
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", PARENT_ENV, CONFIG_HASH_ENV):
+    for name in names:
         monkeypatch.delenv(name, raising=False)
+    yield
+    # what the test exported (mlflow.set_tracking_uri) goes too: monkeypatch only restores
+    # variables it deleted, and a module-scoped fixture set up before the next test's
+    # delenv (e.g. a whole workflow run) would otherwise inherit this test's store
+    for name in names:
+        os.environ.pop(name, None)

@@ -23,6 +23,7 @@ __all__ = [
     "CHAMPION",
     "CONFIG_HASH_ENV",
     "PARENT_ENV",
+    "TRACKING_ENV",
     "EpochMetrics",
     "Registration",
     "artifact_dir",
@@ -49,6 +50,14 @@ __all__ = [
 PARENT_ENV = "KARYOFLOW_MLFLOW_PARENT_RUN"
 #: Environment variable carrying the workflow's config hash to the jobs (set by the Snakefile).
 CONFIG_HASH_ENV = "KARYOFLOW_CONFIG_HASH"
+#: Every environment variable that points MLflow and the workflow's runs somewhere: a
+#: process started with them logs where they point, not to its configured store.
+TRACKING_ENV: tuple[str, ...] = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    PARENT_ENV,
+    CONFIG_HASH_ENV,
+)
 #: Registry alias of the best version of each task's model.
 CHAMPION = "champion"
 

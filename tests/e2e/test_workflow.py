@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from karyoflow.fileutil import file_sha256
+from karyoflow.train.tracking import TRACKING_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -90,7 +92,9 @@ def run_workflow(repo: Path, workdir: Path, config: dict, *args: str):
     cfg.write_text(yaml.safe_dump(config))
     cmd = [SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(workdir)]
     cmd += ["--cores", "2", "--configfile", str(cfg), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    # the workflow's own store (results/mlflow), whatever this process has exported
+    env = {k: v for k, v in os.environ.items() if k not in TRACKING_ENV}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
 @pytest.fixture(scope="module")
