@@ -1,8 +1,11 @@
-"""Detection metrics: box IoU, one-to-one matching, precision/recall/F1, count error.
+"""Detection metrics: box IoU, one-to-one matching, precision/recall/F1, count error, AP.
 
 Boxes are ``(x0, y0, x1, y1)`` with exclusive ends (the manifest's convention), as
 ``(N, 4)`` arrays. A detection is a true positive when it is matched one-to-one to a
 true box with IoU >= the threshold (0.5, as in PASCAL VOC and mAP50).
+:func:`average_precision` ranks the scored detections of many images and gives the
+precision-recall curve and its area (AP50 at the default threshold: with one class,
+the mAP50 that detection papers report).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from scipy.optimize import linear_sum_assignment
 
 __all__ = [
     "MatchResult",
+    "PRCurve",
+    "average_precision",
     "box_iou",
     "match_boxes",
     "summarise_cells",
@@ -228,3 +233,117 @@ def summarise_cells(results: Iterable[MatchResult] | Mapping[str, MatchResult]) 
         "exact_count_fraction": stat(np.mean, err == 0),
         "mean_iou": stat(np.mean, ious),
     }
+
+
+@dataclass
+class PRCurve:
+    """Precision-recall curve of scored detections (:func:`average_precision`)."""
+
+    #: detection scores in decreasing order (one point per detection)
+    scores: np.ndarray
+    #: precision and recall after each detection, taken best score first
+    precision: np.ndarray
+    recall: np.ndarray
+    #: area under the curve, all-point interpolated (PASCAL VOC 2010 onwards)
+    ap: float
+    #: number of true boxes
+    n_true: int
+
+    def at(self, threshold: float) -> tuple[float, float]:
+        """``(precision, recall)`` keeping the detections scoring ``>= threshold``.
+
+        Examples
+        --------
+        >>> c = average_precision([[[0, 0, 4, 4]]], [[[0, 0, 4, 4], [8, 8, 9, 9]]], [[0.9, 0.5]])
+        >>> c.at(0.6), c.at(0.1)
+        ((1.0, 1.0), (0.5, 1.0))
+        """
+        k = int(np.searchsorted(-self.scores, -float(threshold), side="right"))
+        if k == 0:
+            return 1.0, 0.0
+        return float(self.precision[k - 1]), float(self.recall[k - 1])
+
+
+def average_precision(
+    true_boxes: Iterable[Any],
+    detected: Iterable[Any],
+    scores: Iterable[Any],
+    *,
+    iou_threshold: float = 0.5,
+) -> PRCurve:
+    """Average precision of scored detections over many images (one class).
+
+    Detections of all images are taken best score first; each one is a true positive
+    when its image still has an unmatched true box with IoU >= ``iou_threshold`` (the
+    best such box is used up), as in the PASCAL VOC evaluation. The area under the
+    precision-recall curve is computed with the precision made monotone (all-point
+    interpolation, VOC 2010 onwards and COCO-style mAP50 for one class).
+
+    Parameters
+    ----------
+    true_boxes, detected : iterable of array_like
+        Per image: ``(N_i, 4)`` true and ``(M_i, 4)`` detected boxes.
+    scores : iterable of array_like
+        Per image: ``(M_i,)`` detection scores.
+    iou_threshold : float, optional
+        Smallest IoU of a match.
+
+    Returns
+    -------
+    PRCurve
+        ``ap`` is 0 when there are no detections and NaN when there are no true boxes.
+
+    Examples
+    --------
+    One image, two true boxes; the best detection is right, the second wrong, the
+    third right: precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1.
+
+    >>> t = [[[0, 0, 10, 10], [20, 0, 30, 10]]]
+    >>> d = [[[0, 0, 10, 10], [50, 50, 60, 60], [21, 0, 31, 10]]]
+    >>> c = average_precision(t, d, [[0.9, 0.8, 0.7]])
+    >>> c.precision.round(3).tolist(), c.recall.tolist(), round(c.ap, 4)
+    ([1.0, 0.5, 0.667], [0.5, 0.5, 1.0], 0.8333)
+    """
+    trues = [_as_boxes(t) for t in true_boxes]
+    dets = [_as_boxes(d) for d in detected]
+    scs = [np.asarray(s, np.float64).reshape(-1) for s in scores]
+    if not len(trues) == len(dets) == len(scs):
+        raise ValueError("average_precision: true_boxes, detected and scores differ in length")
+    n_true = int(sum(len(t) for t in trues))
+    image_of, index_of, all_scores = [], [], []
+    ious = []
+    for k, (t, d, s) in enumerate(zip(trues, dets, scs, strict=True)):
+        if len(s) != len(d):
+            raise ValueError(f"average_precision: image {k} has {len(d)} boxes, {len(s)} scores")
+        ious.append(box_iou(t, d) if len(t) and len(d) else np.zeros((len(t), len(d))))
+        image_of.append(np.full(len(d), k))
+        index_of.append(np.arange(len(d)))
+        all_scores.append(s)
+    score = np.concatenate(all_scores) if all_scores else np.zeros(0)
+    image = np.concatenate(image_of).astype(int) if image_of else np.zeros(0, int)
+    index = np.concatenate(index_of).astype(int) if index_of else np.zeros(0, int)
+    order = np.argsort(-score, kind="stable")
+    used = [np.zeros(len(t), bool) for t in trues]
+    hit = np.zeros(len(order), bool)
+    for r, j in enumerate(order):
+        iou = ious[image[j]]
+        if iou.shape[0] == 0:
+            continue
+        cand = np.where(used[image[j]], -1.0, iou[:, index[j]])
+        i = int(np.argmax(cand))
+        if cand[i] >= iou_threshold:
+            used[image[j]][i] = True
+            hit[r] = True
+    tp = np.cumsum(hit)
+    precision = tp / np.arange(1, len(order) + 1)
+    recall = tp / n_true if n_true else np.full(len(order), np.nan)
+    if n_true == 0:
+        ap = float("nan")
+    elif len(order) == 0:
+        ap = 0.0
+    else:
+        mrec = np.concatenate([[0.0], recall, [recall[-1]]])
+        mpre = np.concatenate([[0.0], precision, [0.0]])
+        mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+        ap = float(np.sum(np.diff(mrec) * mpre[1:]))
+    return PRCurve(score[order], precision, recall, ap, n_true)

@@ -2,7 +2,8 @@
 
 :data:`DEFAULT_PARAMS` holds every tunable (``detector``: the keyword arguments of
 :func:`karyoflow.detect.segment.detect_chromosomes`; ``iou_threshold`` and
-``matching`` of :func:`karyoflow.detect.evaluate.match_boxes`);
+``matching`` of :func:`karyoflow.detect.evaluate.match_boxes`; ``ap_floor`` of the
+precision-recall curve of a learned detector);
 :func:`resolve_params` merges a config's ``detect.params`` over them.
 :func:`evaluate_manifest` runs the detector on every metaphase of a manifest and
 compares with its boxes - the logic of the ``detect_evaluate`` rule.
@@ -14,14 +15,20 @@ import copy
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from karyoflow.detect.evaluate import MatchResult, match_boxes, summarise_cells
+from karyoflow.detect.evaluate import (
+    MatchResult,
+    PRCurve,
+    average_precision,
+    match_boxes,
+    summarise_cells,
+)
 from karyoflow.detect.plots import overlay_detections, side_by_side
 from karyoflow.detect.segment import Detections, detect_chromosomes, detector_defaults
 from karyoflow.imageio import read_image
@@ -30,19 +37,25 @@ __all__ = [
     "DEFAULT_PARAMS",
     "DetectionRun",
     "evaluate_manifest",
+    "keep_scores",
     "learned_detector",
     "metrics_by_split",
     "overlay_figure",
+    "pr_curves",
     "resolve_params",
     "run_detect_evaluate",
 ]
 
 #: ``detector``: keyword arguments of :func:`detect_chromosomes` (from its signature);
-#: ``iou_threshold``: smallest IoU of a match; ``matching``: ``hungarian`` | ``greedy``.
+#: ``iou_threshold``: smallest IoU of a match; ``matching``: ``hungarian`` | ``greedy``;
+#: ``ap_floor``: a learned detector is also decoded down to this score, for its
+#: precision-recall curve and average precision (the operating point stays its own
+#: threshold).
 DEFAULT_PARAMS: dict[str, Any] = {
     "detector": detector_defaults(),
     "iou_threshold": 0.5,
     "matching": "hungarian",
+    "ap_floor": 0.05,
 }
 
 
@@ -81,6 +94,8 @@ def resolve_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         raise ValueError("iou_threshold must be in (0, 1]")
     if out["matching"] not in ("hungarian", "greedy"):
         raise ValueError("matching must be 'hungarian' or 'greedy'")
+    if not 0.0 < float(out["ap_floor"]) <= 1.0:
+        raise ValueError("ap_floor must be in (0, 1]")
     det = out["detector"]
     if det["method"] not in ("otsu", "adaptive"):
         raise ValueError("detector.method must be 'otsu' or 'adaptive'")
@@ -103,6 +118,25 @@ class DetectionRun:
     #: cell_id -> detections / matching (kept only when asked)
     detections: dict[str, Detections]
     matches: dict[str, MatchResult]
+    #: cell_id -> (true boxes, every scored detection, scores); filled when the run
+    #: had a ``score_threshold`` (a learned detector decoded below its operating point)
+    scored: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: smallest IoU of a match
+    iou_threshold: float = 0.5
+
+
+def keep_scores(det: Detections, threshold: float) -> Detections:
+    """The detections scoring at least ``threshold`` (boxes-only results: no labels).
+
+    Examples
+    --------
+    >>> d = Detections(np.array([[0, 0, 2, 2], [3, 3, 5, 5]]), np.zeros((6, 6), np.int32),
+    ...                np.array([0.9, 0.2]), np.array([4, 4]))
+    >>> len(keep_scores(d, 0.5)), len(keep_scores(d, 0.1))
+    (1, 2)
+    """
+    keep = np.asarray(det.scores) >= float(threshold)
+    return replace(det, boxes=det.boxes[keep], scores=det.scores[keep], areas=det.areas[keep])
 
 
 def _true_boxes(rows: pd.DataFrame) -> np.ndarray:
@@ -117,6 +151,7 @@ def evaluate_manifest(
     keep: bool | Callable[[str], bool] = False,
     log: Callable[[str], None] = lambda _m: None,
     detector: Callable[[np.ndarray], Detections] | None = None,
+    score_threshold: float | None = None,
 ) -> DetectionRun:
     """Detect chromosomes in every metaphase of ``manifest`` and match its boxes.
 
@@ -136,6 +171,10 @@ def evaluate_manifest(
     detector : callable, optional
         ``image -> Detections`` in place of the classical detector with
         ``params["detector"]`` (e.g. :func:`learned_detector`).
+    score_threshold : float, optional
+        Operating point of a detector that returns detections below it (a learned one
+        decoded down to ``ap_floor``): detections scoring less are not matched, but all
+        are kept in ``scored`` for :func:`pr_curves`.
 
     Returns
     -------
@@ -148,7 +187,7 @@ def evaluate_manifest(
     rows = manifest[manifest["kind"] == "metaphase"]
     if cells is not None:
         rows = rows[rows["cell_id"].astype(str).isin({str(c) for c in cells})]
-    records, dets, matches = [], {}, {}
+    records, dets, matches, scored = [], {}, {}, {}
     groups = list(rows.groupby("source", sort=True))
     for k, (source, group) in enumerate(groups):
         cell = str(group["cell_id"].iloc[0])
@@ -157,9 +196,11 @@ def evaluate_manifest(
         det = detect(image)
         ms = 1000.0 * (time.perf_counter() - start)
         cpu_ms = 1000.0 * (time.process_time() - cpu)
-        res = match_boxes(
-            _true_boxes(group), det.boxes, iou_threshold=p["iou_threshold"], method=p["matching"]
-        )
+        truth = _true_boxes(group)
+        if score_threshold is not None:
+            scored[cell] = (truth, np.asarray(det.boxes, np.float64), np.asarray(det.scores))
+            det = keep_scores(det, score_threshold)
+        res = match_boxes(truth, det.boxes, iou_threshold=p["iou_threshold"], method=p["matching"])
         records.append(
             {
                 "cell_id": cell,
@@ -184,13 +225,49 @@ def evaluate_manifest(
             log(f"detect: {k + 1}/{len(groups)} images")
     columns = ["cell_id", "split", "source", "n_true", "n_detected", "tp", "fp", "fn"]
     columns += ["count_error", "recall", "precision", "ms", "cpu_ms"]
-    return DetectionRun(pd.DataFrame(records, columns=columns), dets, matches)
+    table = pd.DataFrame(records, columns=columns)
+    return DetectionRun(table, dets, matches, scored, float(p["iou_threshold"]))
+
+
+def _split_groups(run: DetectionRun) -> dict[str, list[str]]:
+    """Cell ids of ``all``, each split present and ``val+test`` (when either is)."""
+    splits = dict(zip(run.per_cell["cell_id"], run.per_cell["split"], strict=True))
+    cells = list(run.matches)
+    groups = {"all": cells}
+    for name in ("train", "val", "test"):
+        chosen = [c for c in cells if splits.get(c) == name]
+        if chosen:
+            groups[name] = chosen
+    held = [c for c in cells if splits.get(c) in ("val", "test")]
+    if held:
+        groups["val+test"] = held
+    return groups
+
+
+def pr_curves(run: DetectionRun) -> dict[str, PRCurve]:
+    """Precision-recall curves (:func:`average_precision`) of ``all``, each split and
+    ``val+test``; empty when the run kept no scored detections (``score_threshold``)."""
+    if not run.scored:
+        return {}
+    out = {}
+    for name, cells in _split_groups(run).items():
+        items = [run.scored[c] for c in cells if c in run.scored]
+        out[name] = average_precision(
+            [t for t, _, _ in items],
+            [d for _, d, _ in items],
+            [s for _, _, s in items],
+            iou_threshold=run.iou_threshold,
+        )
+    return out
 
 
 def metrics_by_split(run: DetectionRun) -> dict[str, Any]:
     """Summaries (:func:`summarise_cells`) over all images, per split and val+test.
 
-    Also the detection time per image (mean, median, max; wall and CPU ms).
+    Also the detection time per image (mean, median, max; wall and CPU ms), and, when
+    the run kept scored detections below the operating point, the average precision
+    of each group (``ap``: AP50 at IoU 0.5) and the recall reached at the lowest
+    score kept (``recall_at_floor``).
 
     Examples
     --------
@@ -198,15 +275,13 @@ def metrics_by_split(run: DetectionRun) -> dict[str, Any]:
     >>> metrics_by_split(DetectionRun(m, {}, {}))["all"]["cells"]
     0
     """
-    out: dict[str, Any] = {"all": summarise_cells(run.matches)}
-    splits = dict(zip(run.per_cell["cell_id"], run.per_cell["split"], strict=True))
-    for name in ("train", "val", "test"):
-        chosen = [r for c, r in run.matches.items() if splits.get(c) == name]
-        if chosen:
-            out[name] = summarise_cells(chosen)
-    held = [r for c, r in run.matches.items() if splits.get(c) in ("val", "test")]
-    if held:
-        out["val+test"] = summarise_cells(held)
+    out: dict[str, Any] = {
+        name: summarise_cells([run.matches[c] for c in cells])
+        for name, cells in _split_groups(run).items()
+    }
+    for name, curve in pr_curves(run).items():
+        out[name]["ap"] = curve.ap if np.isfinite(curve.ap) else None
+        out[name]["recall_at_floor"] = float(curve.recall[-1]) if curve.recall.size else 0.0
     for key, col in (("ms_per_image", "ms"), ("cpu_ms_per_image", "cpu_ms")):
         ms = run.per_cell[col].to_numpy(dtype=float)
         out[key] = {
@@ -262,11 +337,16 @@ def overlay_figure(
     return side_by_side(panels, height=height)
 
 
-def learned_detector(model_path: str | Path) -> tuple[Callable[[np.ndarray], Detections], dict]:
+def learned_detector(
+    model_path: str | Path, *, floor: float | None = None
+) -> tuple[Callable[[np.ndarray], Detections], dict]:
     """``image -> Detections`` from a trained detector (``model.keras`` + ``detector.json``).
 
     The learned detector gives boxes only: the label image of the result is empty (no
-    masks) and ``areas`` are the box areas.
+    masks) and ``areas`` are the box areas. With ``floor``, boxes are decoded down to
+    that score (or the detector's threshold, if lower) instead of the operating
+    threshold of ``detector.json`` - for a precision-recall curve
+    (:func:`evaluate_manifest` with ``score_threshold``).
 
     Returns
     -------
@@ -278,6 +358,9 @@ def learned_detector(model_path: str | Path) -> tuple[Callable[[np.ndarray], Det
     from karyoflow.detect.learned import detect_learned, needs_inversion
 
     model, settings = load_detector(model_path)
+    threshold = float(settings["threshold"])
+    if floor is not None:
+        threshold = min(threshold, float(floor))
 
     from karyoflow.preprocess.intensity import to_grey
 
@@ -287,7 +370,7 @@ def learned_detector(model_path: str | Path) -> tuple[Callable[[np.ndarray], Det
             model,
             grey,
             scale=float(settings["scale"]),
-            threshold=float(settings["threshold"]),
+            threshold=threshold,
             invert=needs_inversion(grey, settings.get("polarity", "auto")),
             tta=int(settings.get("tta", 1)),  # detectors trained before tta: one view
         )
@@ -314,7 +397,8 @@ def run_detect_evaluate(
     Parameters
     ----------
     outputs : mapping
-        ``metrics``, ``per_cell``, ``overlay`` paths.
+        ``metrics``, ``per_cell``, ``overlay`` paths, and ``pr`` (the precision-recall
+        figure) with a learned detector.
     threads : int
         OpenCV threads.
     model : path, optional
@@ -329,8 +413,11 @@ def run_detect_evaluate(
     cv2.setNumThreads(max(int(threads), 1))
     p = resolve_params(params)
     table = read_manifest(manifest)
-    detector, settings = learned_detector(model) if model is not None else (None, None)
-    run = evaluate_manifest(table, p, log=log, detector=detector)
+    detector, settings, operating = None, None, None
+    if model is not None:
+        detector, settings = learned_detector(model, floor=p["ap_floor"])
+        operating = float(settings["threshold"])
+    run = evaluate_manifest(table, p, log=log, detector=detector, score_threshold=operating)
     if run.per_cell.empty:
         raise ValueError(f"{dataset}: no metaphase images in {manifest}")
     metrics = {
@@ -344,21 +431,36 @@ def run_detect_evaluate(
     }
     for key in ("metrics", "per_cell", "overlay"):
         Path(outputs[key]).parent.mkdir(parents=True, exist_ok=True)
+    if operating is not None and outputs.get("pr"):
+        from karyoflow.evaluate.plots import plot_precision_recall
+
+        with atomic_path(outputs["pr"]) as tmp:
+            plot_precision_recall(
+                pr_curves(run), tmp, operating=operating, title=f"{dataset}: learned detector"
+            )
     with atomic_path(outputs["metrics"]) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     with atomic_path(outputs["per_cell"]) as tmp:
         run.per_cell.round(4).to_csv(tmp, index=False)
-    fig = overlay_figure(table, run, p, n_cells=overlay_cells, detector=detector)
+    shown = detector
+    if detector is not None and operating is not None:
+        full = detector
+
+        def shown(image: np.ndarray) -> Detections:
+            return keep_scores(full(image), operating)
+
+    fig = overlay_figure(table, run, p, n_cells=overlay_cells, detector=shown)
     with atomic_path(outputs["overlay"]) as tmp:
         ok, buf = cv2.imencode(".png", cv2.cvtColor(fig, cv2.COLOR_RGB2BGR))
         if not ok:
             raise RuntimeError("could not encode the overlay figure")
         tmp.write_bytes(buf.tobytes())
     a = metrics["all"]
+    ap = f", AP50 {a['ap']:.3f}" if "ap" in a else ""
     log(
         f"detect {dataset} ({metrics['detector']}): {metrics['images']} images, "
         f"recall {a['recall']}, "
-        f"precision {a['precision']}, |count error| {a['count_error_abs_mean']}, "
+        f"precision {a['precision']}{ap}, |count error| {a['count_error_abs_mean']}, "
         f"{metrics['ms_per_image']['mean']:.0f} ms/image"
     )
     return metrics

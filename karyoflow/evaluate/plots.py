@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
-__all__ = ["DPI", "plot_confusion_matrix", "plot_grid_comparison", "plot_training_curves"]
+__all__ = [
+    "DPI",
+    "plot_confusion_matrix",
+    "plot_grid_comparison",
+    "plot_precision_recall",
+    "plot_training_curves",
+]
 
 #: Resolution of every saved figure.
 DPI: int = 100
@@ -142,6 +149,65 @@ def plot_training_curves(
         ax.legend()
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_precision_recall(
+    curves: Mapping[str, Any],
+    path: str | Path,
+    *,
+    operating: float | None = None,
+    title: str = "",
+) -> Path:
+    """Precision against recall of a detector, one curve per split, AP in the legend.
+
+    Parameters
+    ----------
+    curves : mapping of str to PRCurve
+        :func:`karyoflow.detect.pipeline.pr_curves` (anything with ``precision``,
+        ``recall``, ``ap`` and ``at(threshold)``); the ``train``, ``val`` and ``test``
+        curves are drawn when present, else every curve.
+    path : str or Path
+        PNG to write.
+    operating : float, optional
+        Score threshold in use: marked on each curve.
+    title : str, optional
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from karyoflow.detect.evaluate import average_precision
+    >>> c = average_precision([[[0, 0, 4, 4]]], [[[0, 0, 4, 4], [8, 8, 9, 9]]], [[0.9, 0.5]])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     os.path.getsize(plot_precision_recall({"test": c}, f"{tmp}/pr.png", operating=0.6)) > 0
+    True
+    """
+    names = [n for n in ("train", "val", "test") if n in curves] or list(curves)
+    if not names:
+        raise ValueError("no precision-recall curve to draw")
+    fig = Figure(figsize=(5.2, 4.4))
+    ax = fig.add_subplot(1, 1, 1)
+    for name in names:
+        c = curves[name]
+        line = ax.plot(c.recall, c.precision, "-", label=f"{name} (AP50 {c.ap:.3f})")[0]
+        if operating is not None:
+            p, r = c.at(operating)
+            ax.plot([r], [p], "o", color=line.get_color(), markersize=6)
+    if operating is not None:
+        ax.plot([], [], "o", color="grey", label=f"operating point (score >= {operating:g})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.0)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -322,6 +322,8 @@ def test_learned_detector_outputs_and_run(tiny_run):
     assert metrics["detector"] == "learned" and metrics["images"] == TINY_SYNTH["cells"]
     assert 0.0 <= metrics["all"]["recall"] <= 1.0
     assert (res / "overlay.png").stat().st_size > 5000
+    assert 0.0 <= metrics["all"]["ap"] <= metrics["all"]["recall_at_floor"] <= 1.0
+    assert (res / "pr.png").stat().st_size > 5000
     db = sqlite3.connect(workdir / "results/mlflow/mlflow.db")
     run = train["mlflow_run_id"]
     tags = dict(db.execute("select key, value from tags where run_uuid=?", (run,)).fetchall())

@@ -11,16 +11,17 @@ import pandas as pd
 import pytest
 
 from karyoflow.config import ConfigError, validate_config
-from karyoflow.detect.evaluate import box_iou, match_boxes, summarise_cells
+from karyoflow.detect.evaluate import average_precision, box_iou, match_boxes, summarise_cells
 from karyoflow.detect.pipeline import (
     DEFAULT_PARAMS,
     evaluate_manifest,
     metrics_by_split,
+    pr_curves,
     resolve_params,
     run_detect_evaluate,
 )
 from karyoflow.detect.plots import COLOURS, overlay_detections
-from karyoflow.detect.segment import detect_chromosomes
+from karyoflow.detect.segment import Detections, detect_chromosomes
 from karyoflow.manifest import manifest_frame, write_manifest
 
 BG, FG = 225, 70
@@ -254,6 +255,110 @@ def test_run_detect_evaluate_writes_outputs(tmp_path):
     assert cv2.imread(outputs["overlay"]).shape[0] == 700
     run = evaluate_manifest(manifest_frame(records), params, cells=["c2"], keep=True)
     assert list(run.detections) == ["c2"] and metrics_by_split(run)["all"]["tp"] == 5
+    # the classical detector has no operating threshold: no precision-recall curve
+    assert "ap" not in metrics["all"] and pr_curves(run) == {}
+    assert not (tmp_path / "out" / "pr.png").exists()
+
+
+def _reference_ap(truth, dets, scores, thr=0.5):
+    """VOC AP the slow way: for each rank k, precision/recall of the top-k detections
+    (greedy by score), then the area under the monotone envelope."""
+    flat = sorted(
+        ((s, i, j) for i, ss in enumerate(scores) for j, s in enumerate(ss)),
+        key=lambda t: -t[0],
+    )
+    used = [set() for _ in truth]
+    tp, points = 0, []
+    for k, (_s, i, j) in enumerate(flat, 1):
+        best, arg = thr, None
+        for q, t in enumerate(truth[i]):
+            iou = float(box_iou([t], [dets[i][j]])[0, 0])
+            if q not in used[i] and iou >= best:
+                best, arg = iou, q
+        if arg is not None:
+            used[i].add(arg)
+            tp += 1
+        points.append((tp / sum(len(t) for t in truth), tp / k))
+    ap, prev_r = 0.0, 0.0
+    for r, _p in points:
+        if r > prev_r:
+            ap += (r - prev_r) * max(p2 for r2, p2 in points if r2 >= r)
+            prev_r = r
+    return ap
+
+
+def test_average_precision_crafted():
+    t = [[[0, 0, 10, 10], [20, 0, 30, 10]], [[0, 0, 10, 10]]]
+    # perfect: every true box found, nothing else -> 1
+    c = average_precision(t, t, [[0.9, 0.8], [0.7]])
+    assert c.ap == 1.0 and c.recall[-1] == 1.0 and c.n_true == 3
+    # a duplicate of a found box is a false positive, ranked above a true one
+    d = [[[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10]], [[0, 0, 10, 10]]]
+    c = average_precision(t, d, [[0.9, 0.8, 0.3], [0.5]])
+    assert c.precision.round(3).tolist() == [1.0, 0.5, 0.667, 0.75]
+    assert c.recall.round(3).tolist() == [0.333, 0.333, 0.667, 1.0]
+    assert c.ap == pytest.approx(1 / 3 + 2 / 3 * 0.75)
+    assert c.at(0.85) == (1.0, pytest.approx(1 / 3)) and c.at(0.0) == (0.75, 1.0)
+    # nothing right -> 0; no detections -> 0; no true boxes -> NaN
+    assert average_precision(t, [[[50, 50, 60, 60]], []], [[0.9], []]).ap == 0.0
+    assert average_precision(t, [[], []], [[], []]).ap == 0.0
+    assert np.isnan(average_precision([[]], [[[0, 0, 1, 1]]], [[0.5]]).ap)
+    with pytest.raises(ValueError, match="image 0 has 1 boxes, 2 scores"):
+        average_precision([[]], [[[0, 0, 1, 1]]], [[0.5, 0.4]])
+
+
+def test_average_precision_matches_a_slow_reference():
+    rng = np.random.default_rng(3)
+    truth, dets, scores = [], [], []
+    for _ in range(6):
+        xy = rng.uniform(0, 200, (8, 2))
+        t = np.hstack([xy, xy + rng.uniform(8, 30, (8, 2))])
+        d = np.vstack([t[:6] + rng.normal(0, 3, (6, 4)), t[2:4] + rng.normal(0, 8, (2, 4))])
+        d = np.vstack([d, np.hstack([xy[:2] + 5, xy[:2] + 20])])
+        truth.append(t)
+        dets.append(d)
+        scores.append(rng.uniform(0, 1, len(d)))
+    c = average_precision(truth, dets, scores)
+    assert c.ap == pytest.approx(_reference_ap(truth, dets, scores), abs=1e-12)
+    assert 0.1 < c.ap < c.recall[-1] < 1.0 and np.all(np.diff(c.scores) <= 0)
+
+
+def test_score_threshold_keeps_everything_for_the_curve(tmp_path):
+    img, truth = _scene()
+    path = tmp_path / "c.png"
+    cv2.imwrite(str(path), img)
+    records = [
+        {
+            "dataset": "d",
+            "instance_id": f"c/{i}",
+            "kind": "metaphase",
+            "source": str(path),
+            "cell_id": "c",
+            "x0": x0,
+            "y0": y0,
+            "x1": x1,
+            "y1": y1,
+            "image_width": img.shape[1],
+            "image_height": img.shape[0],
+            "label": "1",
+            "split": "test",
+        }
+        for i, (x0, y0, x1, y1) in enumerate(truth)
+    ]
+    boxes = np.array([*truth[:3], [300, 250, 320, 270], *truth[3:]], int)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
+
+    def fake(image):
+        return Detections(boxes, np.zeros(image.shape[:2], np.int32), scores, np.ones(6, int))
+
+    run = evaluate_manifest(manifest_frame(records), None, detector=fake, score_threshold=0.5)
+    # matched at the operating point: 3 of 5 found, 1 false
+    assert (run.matches["c"].tp, run.matches["c"].fp) == (3, 1)
+    m = metrics_by_split(run)
+    assert m["test"]["recall"] == 0.6 and m["test"]["recall_at_floor"] == 1.0
+    # ranks: T T T F T T -> precision 1 up to recall 0.6, then 4/5 and 5/6
+    assert m["test"]["ap"] == pytest.approx(0.6 + 0.2 * 5 / 6 + 0.2 * 5 / 6)
+    assert pr_curves(run)["test"].at(0.5) == (0.75, 0.6)
 
 
 def test_default_config_matches_defaults():
@@ -477,6 +582,7 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
     assert chosen["fscore"] == max(r["fscore"] for r in metrics["val_sweep"].values())
     ev_out = {k: str(out / f"{k}.{e}") for k, e in (("metrics", "json"), ("per_cell", "csv"))}
     ev_out["overlay"] = str(out / "overlay.png")
+    ev_out["pr"] = str(out / "pr.png")
     ev = run_detect_evaluate(
         dataset="d",
         manifest=manifest,
@@ -488,6 +594,11 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
     )
     assert ev["detector"] == "learned" and ev["params"]["threshold"] == metrics["threshold"]
     assert ev["images"] == 10 and ev["test"]["cells"] == 2 and ev["all"]["recall"] >= 0.5
+    # AP over detections down to ap_floor: at most the recall reached there
+    for name in ("all", "train", "val", "test"):
+        assert 0.0 < ev[name]["ap"] <= ev[name]["recall_at_floor"] <= 1.0, ev[name]
+    assert ev["all"]["recall_at_floor"] >= ev["all"]["recall"] - 0.05
+    assert cv2.imread(ev_out["pr"]).shape[2] == 3
     tags = dict(
         sqlite3.connect(tmp_path / "mlflow.db")
         .execute("select key, value from tags where run_uuid=?", (metrics["mlflow_run_id"],))

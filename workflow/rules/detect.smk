@@ -66,6 +66,12 @@ rule detect_learned_evaluate:
             category="Detection",
             subcategory="{dataset} (learned)",
         ),
+        pr=report(
+            f"{RESULTS}/detect/{{dataset}}/learned/pr.png",
+            caption="../report/detect_pr.rst",
+            category="Detection",
+            subcategory="{dataset} (learned)",
+        ),
     log:
         f"{RESULTS}/logs/detect_learned_evaluate/{{dataset}}.log",
     benchmark:
