@@ -29,6 +29,7 @@ EXPECTED = {
     "overlaps_real.yaml": {"karyograms612": (14072, 306, 0)},
     "overlaps_dapi.yaml": {"pommier": (1, 1, 0)},
     "taichung_voc_hu2019.yaml": {"taichung": (20563, 447, 0)},
+    "taichung_detect_long.yaml": {"taichung": (20563, 447, 0)},
 }
 
 

@@ -44,6 +44,22 @@ def test_hu2019_baseline_uses_the_karyonet_split(repo, base_name, hu_name):
     assert hu["train"]["models"] == ["hu2019"] and base["train"]["models"] == ["karyonet_fast"]
 
 
+def test_long_detector_example_uses_the_taichung_split(repo):
+    """The detection-only example trains on the same metaphases and split as taichung_voc."""
+    ex = repo / "config" / "examples"
+    base, long = (
+        load_config(ex / "taichung_voc.yaml"),
+        load_config(ex / "taichung_detect_long.yaml"),
+    )
+    for key in ("seed", "datasets", "split"):
+        assert long[key] == base[key], key
+    assert long["detect"]["learned"]["enabled"] and not long["train"]["enabled"]
+    assert (
+        long["detect"]["learned"]["params"]["epochs"]
+        > base["detect"]["learned"]["params"]["epochs"]
+    )
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
