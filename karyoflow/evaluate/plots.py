@@ -190,24 +190,38 @@ def plot_precision_recall(
     names = [n for n in ("train", "val", "test") if n in curves] or list(curves)
     if not names:
         raise ValueError("no precision-recall curve to draw")
-    fig = Figure(figsize=(5.2, 4.4))
-    ax = fig.add_subplot(1, 1, 1)
-    for name in names:
-        c = curves[name]
-        line = ax.plot(c.recall, c.precision, "-", label=f"{name} (AP50 {c.ap:.3f})")[0]
+    fig = Figure(figsize=(10.0, 4.4))
+    ends = [float(curves[n].recall[-1]) for n in names if len(curves[n].recall)]
+    x0 = max(0.0, min(ends) - 0.15) if ends else 0.0
+    lows = [
+        float(np.min(curves[n].precision[curves[n].recall >= x0]))
+        for n in names
+        if np.any(curves[n].recall >= x0)
+    ]
+    y0 = max(0.0, min(lows) - 0.02) if lows else 0.0
+    for k, (xlim, ylim, sub) in enumerate(
+        (((0.0, 1.0), (0.0, 1.02), "whole curve"), ((x0, 1.0), (y0, 1.005), "high-recall end"))
+    ):
+        ax = fig.add_subplot(1, 2, k + 1)
+        for name in names:
+            c = curves[name]
+            label = f"{name} (AP50 {c.ap:.3f})"
+            line = ax.plot(c.recall, c.precision, "-", label=label)[0]
+            if operating is not None:
+                p, r = c.at(operating)
+                ax.plot([r], [p], "o", color=line.get_color(), markersize=6)
         if operating is not None:
-            p, r = c.at(operating)
-            ax.plot([r], [p], "o", color=line.get_color(), markersize=6)
-    if operating is not None:
-        ax.plot([], [], "o", color="grey", label=f"operating point (score >= {operating:g})")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1.0)
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
+            ax.plot([], [], "o", color="grey", label=f"operating point (score >= {operating:g})")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+        ax.set_title(sub)
+        if k == 0:
+            ax.legend(loc="lower left")
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
 
