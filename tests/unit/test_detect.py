@@ -325,26 +325,7 @@ def test_average_precision_matches_a_slow_reference():
 
 def test_score_threshold_keeps_everything_for_the_curve(tmp_path):
     img, truth = _scene()
-    path = tmp_path / "c.png"
-    cv2.imwrite(str(path), img)
-    records = [
-        {
-            "dataset": "d",
-            "instance_id": f"c/{i}",
-            "kind": "metaphase",
-            "source": str(path),
-            "cell_id": "c",
-            "x0": x0,
-            "y0": y0,
-            "x1": x1,
-            "y1": y1,
-            "image_width": img.shape[1],
-            "image_height": img.shape[0],
-            "label": "1",
-            "split": "test",
-        }
-        for i, (x0, y0, x1, y1) in enumerate(truth)
-    ]
+    records = _voc_records(tmp_path, [(img, truth)], ["test"])
     boxes = np.array([*truth[:3], [300, 250, 320, 270], *truth[3:]], int)
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
 
@@ -353,7 +334,7 @@ def test_score_threshold_keeps_everything_for_the_curve(tmp_path):
 
     run = evaluate_manifest(manifest_frame(records), None, detector=fake, score_threshold=0.5)
     # matched at the operating point: 3 of 5 found, 1 false
-    assert (run.matches["c"].tp, run.matches["c"].fp) == (3, 1)
+    assert (run.matches["m0"].tp, run.matches["m0"].fp) == (3, 1)
     m = metrics_by_split(run)
     assert m["test"]["recall"] == 0.6 and m["test"]["recall_at_floor"] == 1.0
     # ranks: T T T F T T -> precision 1 up to recall 0.6, then 4/5 and 5/6
