@@ -261,6 +261,10 @@ def _bench_predict_metaphase() -> dict[str, Any]:
     }
 
 
+#: Test-time scales timed by the learned-detector case (relative to its ``scale``).
+MULTISCALE = (1.0, 1.1, 1.2, 1.3)
+
+
 def _bench_detect_learned() -> dict[str, Any]:
     """Learned detector (``centernet``, default size, untrained weights: speed does not
     depend on them) on Taichung metaphases at the default scale: detection alone, all
@@ -289,6 +293,11 @@ def _bench_detect_learned() -> dict[str, Any]:
             start = time.perf_counter()
             detect_learned(model, grey, scale=P["scale"], tta=tta)
             times.append(time.perf_counter() - start)
+    multi: list[float] = []  # the four scales of config/examples/taichung_detect_long.yaml
+    for grey in greys[1:]:
+        start = time.perf_counter()
+        detect_learned(model, grey, scale=P["scale"], tta=int(P["tta"]), scales=MULTISCALE)
+        multi.append(time.perf_counter() - start)
     from karyoflow.detect.centernet import centernet_loss
 
     model.compile(optimizer="adam", loss=centernet_loss())
@@ -311,6 +320,8 @@ def _bench_detect_learned() -> dict[str, Any]:
         "s_per_metaphase_mean": round(statistics.mean(walls[int(P["tta"])]), 3),
         "s_per_metaphase_max": round(max(walls[int(P["tta"])]), 3),
         "one_view_s_per_metaphase_mean": round(statistics.mean(walls[1]), 3),
+        "multiscale": list(MULTISCALE),
+        "multiscale_s_per_metaphase_mean": round(statistics.mean(multi), 3),
         "train_crop": crop,
         "train_crops_per_s": round(bs * (len(batches) - 1) / train_s, 1),
     }

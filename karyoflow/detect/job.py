@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "best_threshold",
     "crop_batches",
     "load_detector",
+    "operating_threshold",
     "prepare_cells",
     "resolve_detector_params",
     "run_detector_training",
@@ -56,7 +57,10 @@ DEFAULT_DETECTOR_TRAIN: dict[str, Any] = {
     "augment": {"scale_range": [0.8, 1.25], "contrast": 0.2, "brightness": 0.1},
     "thresholds": [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5],  # tried on val
     "tta": 4,  # test-time views averaged at detection (1, 2, 4 or 8; learned.predict_map)
+    "scales": [1.0],  # test-time scales x `scale`, boxes fused (learned.detect_learned)
+    "fusion_iou": 0.55,  # IoU at which the boxes of several scales are fused
     "beta": 1.0,  # epoch and threshold chosen by F-beta on val (>1 favours recall)
+    "operating_recall": None,  # a number: the highest threshold reaching this val recall
     "iou_threshold": 0.5,
     "threads": 0,
 }
@@ -114,6 +118,21 @@ def resolve_detector_params(*layers: Mapping[str, Any] | None) -> dict[str, Any]
     tta = out["tta"]
     if isinstance(tta, bool) or not isinstance(tta, int) or tta not in DIHEDRAL_VIEWS:
         raise ValueError(f"{pre}.tta must be 1, 2, 4 or 8, got {out['tta']!r}")
+    scales = out["scales"]
+    if (
+        not isinstance(scales, list | tuple)
+        or not scales
+        or not all(isinstance(s, int | float) and not isinstance(s, bool) and s > 0 for s in scales)
+    ):
+        raise ValueError(f"{pre}.scales must be a list of positive numbers, got {scales!r}")
+    out["scales"] = [float(s) for s in scales]
+    rec = out["operating_recall"]
+    if rec is not None and (
+        isinstance(rec, bool) or not isinstance(rec, int | float) or not 0 < rec <= 1
+    ):
+        raise ValueError(f"{pre}.operating_recall must be null or in (0, 1], got {rec!r}")
+    if not 0.0 < float(out["fusion_iou"]) < 1.0:
+        raise ValueError(f"{pre}.fusion_iou must be in (0, 1), got {out['fusion_iou']!r}")
     return out
 
 
@@ -154,11 +173,17 @@ def prepare_cells(
 
 
 def threshold_sweep(
-    model: Any, cells: list[dict[str, Any]], params: Mapping[str, Any], *, tta: int = 1
+    model: Any,
+    cells: list[dict[str, Any]],
+    params: Mapping[str, Any],
+    *,
+    tta: int = 1,
+    scales: Sequence[float] = (1.0,),
 ) -> dict[float, dict[str, float]]:
     """Recall, precision and F-beta (``params["beta"]``, pooled over ``cells``) at every
     threshold of ``params``; the F-beta is under the key ``fscore``. ``tta``: test-time
-    views (:func:`karyoflow.detect.learned.predict_map`)."""
+    views (:func:`karyoflow.detect.learned.predict_map`); ``scales``: test-time scales,
+    fused at ``params["fusion_iou"]`` (:func:`karyoflow.detect.learned.detect_learned`)."""
     from karyoflow.detect.evaluate import match_boxes
     from karyoflow.detect.learned import detect_learned
 
@@ -172,6 +197,8 @@ def threshold_sweep(
             threshold=ths[0],
             invert=cell["invert"],
             tta=tta,
+            scales=scales,
+            fusion_iou=float(params.get("fusion_iou", 0.55)),
         )
         for t in ths:
             r = match_boxes(
@@ -215,6 +242,31 @@ def best_threshold(sweep: Mapping[float, Mapping[str, float]]) -> float:
     0.3
     """
     return max(sweep, key=lambda t: (sweep[t]["fscore"], -t))
+
+
+def operating_threshold(
+    sweep: Mapping[float, Mapping[str, float]], recall: float | None = None
+) -> float:
+    """The operating threshold of a :func:`threshold_sweep`.
+
+    Without ``recall``, the threshold of highest F-beta (:func:`best_threshold`); with
+    it, the highest threshold whose recall reaches ``recall`` - the best precision that
+    keeps that share of the chromosomes - or, if none does, the F-beta best.
+
+    Examples
+    --------
+    >>> sweep = {0.2: {"recall": 0.96, "fscore": 0.90}, 0.3: {"recall": 0.95, "fscore": 0.93},
+    ...          0.4: {"recall": 0.90, "fscore": 0.94}}
+    >>> operating_threshold(sweep), operating_threshold(sweep, 0.95)
+    (0.4, 0.3)
+    >>> operating_threshold(sweep, 0.99)
+    0.4
+    """
+    if recall is not None:
+        reaching = [t for t in sweep if sweep[t]["recall"] >= float(recall)]
+        if reaching:
+            return max(reaching)
+    return best_threshold(sweep)
 
 
 def _rounded(sweep: Mapping[float, Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -362,17 +414,28 @@ def run_detector_training(
             "train_boxes": n_boxes,
             "val_images": len(val),
         }
-        tta = int(params["tta"])
-        metrics["tta"] = tta
+        tta, scales = int(params["tta"]), list(params["scales"])
+        metrics["tta"], metrics["scales"] = tta, scales
         if val:
             # every threshold at the chosen epoch: the recall / precision trade-off
             sweep = store["sweeps"][best]
             threshold = best_threshold(sweep)  # the one _val_logs reported for that epoch
-            if tta > 1:  # epochs were compared on one view; the operating point uses tta
+            if tta > 1 or scales != [1.0]:
+                # epochs were compared on one view at one scale; the operating point
+                # is chosen with the views and scales the detector will use
                 metrics["val_sweep_one_view"] = _rounded(sweep)
-                log(f"[train_detector] {name}: threshold chosen on val with {tta} views")
-                sweep = threshold_sweep(model, val, params, tta=tta)
+                log(
+                    f"[train_detector] {name}: threshold chosen on val with {tta} views "
+                    f"at scales {scales}"
+                )
+                sweep = threshold_sweep(model, val, params, tta=tta, scales=scales)
                 threshold = best_threshold(sweep)
+            if params["operating_recall"] is not None:
+                threshold = operating_threshold(sweep, params["operating_recall"])
+                log(
+                    f"[train_detector] {name}: threshold {threshold} for val recall >= "
+                    f"{params['operating_recall']}"
+                )
             for key in ("fscore", "recall", "precision"):
                 metrics[f"val_{key}"] = float(sweep[threshold][key])
             metrics["threshold"] = threshold
@@ -385,6 +448,8 @@ def run_detector_training(
             "threshold": threshold,
             "polarity": params["polarity"],
             "tta": tta,
+            "scales": scales,
+            "fusion_iou": float(params["fusion_iou"]),
             "stride": 4,
             "step": 16,
             "iou_threshold": float(params["iou_threshold"]),

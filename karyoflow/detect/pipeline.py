@@ -373,6 +373,8 @@ def learned_detector(
             threshold=threshold,
             invert=needs_inversion(grey, settings.get("polarity", "auto")),
             tta=int(settings.get("tta", 1)),  # detectors trained before tta: one view
+            scales=settings.get("scales", [1.0]),  # ... before scales: one scale
+            fusion_iou=float(settings.get("fusion_iou", 0.55)),
         )
         ib = np.rint(boxes).astype(int).reshape(-1, 4)
         areas = (ib[:, 2] - ib[:, 0]) * (ib[:, 3] - ib[:, 1])

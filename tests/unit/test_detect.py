@@ -478,13 +478,69 @@ def test_test_time_views_are_brought_back_to_the_image_frame():
         predict_map(model, img, tta=3)
 
 
+def test_fuse_boxes_crafted():
+    from karyoflow.detect.fusion import fuse_boxes
+
+    a, b, c = [0.0, 0, 10, 20], [2.0, 0, 12, 20], [40.0, 40, 50, 50]
+    # the same chromosome in two passes: one box, score-weighted, the mean score
+    boxes, scores = fuse_boxes([[a], [b]], [[0.9], [0.3]])
+    assert np.allclose(boxes, [[0.5, 0, 10.5, 20]]) and np.allclose(scores, [0.6])
+    # found by one pass of three: a third of its score; the best box first
+    boxes, scores = fuse_boxes([[a, c], [b], [a]], [[0.6, 0.9], [0.6], [0.6]])
+    assert np.allclose(scores, [0.6, 0.3]) and np.allclose(boxes[1], c)
+    # two crossing chromosomes of one pass are never merged, and the other pass's box
+    # joins the cluster it overlaps most
+    x1, x2, y = [0.0, 0, 20, 20], [2.0, 2, 22, 22], [1.0, 1, 21, 21]
+    boxes, scores = fuse_boxes([[x1, x2], [y]], [[0.8, 0.8], [0.8]])
+    assert len(boxes) == 2 and np.allclose(sorted(scores), [0.4, 0.8])
+    # boxes that do not overlap enough stay apart
+    boxes, _ = fuse_boxes([[a], [[6.0, 0, 16, 20]]], [[0.5], [0.5]], iou_threshold=0.55)
+    assert len(boxes) == 2
+    # empty passes
+    boxes, scores = fuse_boxes([np.zeros((0, 4)), [a]], [[], [0.4]])
+    assert boxes.tolist() == [a] and np.allclose(scores, [0.2])
+    assert fuse_boxes([[]], [[]])[0].shape == (0, 4)
+    with pytest.raises(ValueError, match="one score array per box array"):
+        fuse_boxes([[a]], [])
+    with pytest.raises(ValueError, match="pass 0 has 1 boxes and 2 scores"):
+        fuse_boxes([[a]], [[0.1, 0.2]])
+
+
+def test_multiscale_detection_fuses_the_passes():
+    """Several test-time scales: the same scale twice gives the one-scale detections
+    back; other scales only add fused boxes above the threshold, inside the image."""
+    import keras
+
+    from karyoflow.detect.learned import detect_learned
+    from karyoflow.models.detector import centernet
+
+    keras.utils.set_random_seed(5)
+    model = centernet(filters=[4, 8, 8, 8], head=8)
+    img = (np.random.default_rng(1).random((96, 128)) * 255).astype(np.uint8)
+    one, one_s = detect_learned(model, img, scale=0.5, threshold=0.05)
+    assert len(one) > 3
+    same, same_s = detect_learned(model, img, scale=0.5, threshold=0.05, scales=(1.0, 1.0))
+    order = np.lexsort(np.round(one, 6).T[::-1])
+    back = np.lexsort(np.round(same, 6).T[::-1])
+    assert np.allclose(same[back], one[order]) and np.allclose(same_s[back], one_s[order])
+    multi, multi_s = detect_learned(
+        model, img, scale=0.5, threshold=0.05, scales=(1.0, 1.5), fusion_iou=0.5
+    )
+    assert len(multi) and multi_s.min() >= 0.05 and np.all(np.diff(multi_s) <= 0)
+    assert multi.min() >= 0 and np.all(multi[:, 2] <= 128) and np.all(multi[:, 3] <= 96)
+    with pytest.raises(ValueError, match="scales must be positive"):
+        detect_learned(model, img, scale=0.5, scales=(1.0, 0.0))
+
+
 def test_learned_detector_params_checked(repo):
     from karyoflow.detect.job import resolve_detector_params
 
     assert resolve_detector_params({"thresholds": [0.5, 0.2]})["thresholds"] == [0.2, 0.5]
     assert resolve_detector_params({"tta": 8})["tta"] == 8
+    assert resolve_detector_params({"scales": [1, 1.2]})["scales"] == [1.0, 1.2]
     bad_values = ({"crop": 50}, {"tresholds": [0.1]}, {"thresholds": [1.5]}, {"filters": [8]})
-    for bad in (*bad_values, {"tta": 3}, {"tta": True}):
+    bad_scales = ({"scales": []}, {"scales": [1.0, -1]}, {"scales": 1.0}, {"fusion_iou": 1})
+    for bad in (*bad_values, *bad_scales, {"tta": 3}, {"tta": True}):
         with pytest.raises(ValueError):
             resolve_detector_params(bad)
     import yaml
@@ -528,6 +584,7 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
         "head": 16,
         "threads": 1,
         "thresholds": [0.05, 0.1, 0.2, 0.3],
+        "scales": [1.0, 1.2],
     }
     job = {
         "dataset": "d",
@@ -555,8 +612,10 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
     assert history["val_recall"][0] == 0 and metrics["val_recall"] >= 0.6, metrics
     _model, settings = load_detector(outputs["model"])
     assert settings["threshold"] == metrics["threshold"] and settings["scale"] == 0.5
-    # epochs compared on one view, the threshold chosen on val with the default 4 views
+    # epochs compared on one view at one scale, the threshold chosen on val with the
+    # default 4 views at both scales
     assert settings["tta"] == metrics["tta"] == 4
+    assert settings["scales"] == metrics["scales"] == [1.0, 1.2]
     assert set(metrics["val_sweep_one_view"]) == set(metrics["val_sweep"])
     chosen = metrics["val_sweep"][str(metrics["threshold"])]
     assert chosen["recall"] == round(metrics["val_recall"], 4)
