@@ -316,7 +316,9 @@ def run_detector_training(
     """Train the learned detector on one VOC dataset and write its outputs.
 
     ``job`` keys: dataset, manifest, params (over :data:`DEFAULT_DETECTOR_TRAIN`), seed,
-    use_gpu, mixed_precision, tracking_uri, experiment, log_models, results, tags.
+    use_gpu, mixed_precision, tracking_uri, experiment, log_models, results, tags, and
+    optionally weights (a ``.keras`` / ``.weights.h5`` file of a detector with the same
+    ``filters`` and ``head`` to start from instead of fresh weights: fine-tuning).
     ``outputs`` keys: model, settings (detector.json), metrics, history, curves.
     """
     from karyoflow.train import devices
@@ -347,6 +349,12 @@ def run_detector_training(
         f"{len(val)} validation metaphases; scale {params['scale']}, crops {params['crop']} px"
     )
     model = centernet(filters=params["filters"], head=int(params["head"]))
+    weights = job.get("weights")
+    if weights:
+        from karyoflow.models.registry import load_weights
+
+        load_weights(model, weights, "centernet")
+        log(f"[train_detector] starting from the weights of {weights}")
     steps = int(params["steps_per_epoch"])
     model.compile(optimizer=make_optimizer(params, steps), loss=centernet_loss())
     store: dict[str, Any] = {}
@@ -387,6 +395,7 @@ def run_detector_training(
                     "train_images": len(train),
                     "train_boxes": n_boxes,
                     "val_images": len(val),
+                    "weights": str(weights) if weights else None,
                 }
             )
         )
@@ -453,6 +462,7 @@ def run_detector_training(
             "stride": 4,
             "step": 16,
             "iou_threshold": float(params["iou_threshold"]),
+            "init_weights": str(weights) if weights else None,
         }
         write_json(outputs["settings"], settings)
         write_json(outputs["history"], history)

@@ -31,6 +31,7 @@ __all__ = [
     "MODELS",
     "build_model",
     "default_input_size",
+    "load_weights",
     "measure_throughput",
     "min_input_size",
     "model_options",
@@ -196,7 +197,7 @@ def build_model(
     if int(size_features) > 0:
         model = with_size_input(model, int(size_features))
     if weights is not None:
-        _load_weights(model, Path(weights), name)
+        load_weights(model, weights, name)
     return model
 
 
@@ -246,7 +247,28 @@ def uses_size_input(model: keras.Model) -> bool:
     return len(model.inputs) == 2
 
 
-def _load_weights(model: keras.Model, path: Path, name: str) -> None:
+def load_weights(model: keras.Model, path: str | Path, name: str) -> None:
+    """Load a weights file into ``model`` in place, refusing any part that does not fit.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built model.
+    path : str or Path
+        A ``.weights.h5`` file (``model.save_weights``) or a ``.keras`` file
+        (``model.save``) of a model of the same architecture.
+    name : str
+        The model's name, for the error message.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        Another suffix, or a file whose layers or shapes differ from ``model``'s (Keras
+        only warns and keeps fresh weights there; this raises).
+    """
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if not (path.name.endswith(".weights.h5") or path.suffix == ".keras"):
@@ -269,8 +291,8 @@ def _load_weights(model: keras.Model, path: Path, name: str) -> None:
     except Exception as exc:  # keras raises ValueError / KeyError / TypeError here
         raise ValueError(
             f"weights file {path} does not fit model {name!r} with input shape "
-            f"{tuple(model.input_shape[1:])} and {model.output_shape[-1]} classes (it must come "
-            f"from the same model, options, input shape and class count): {exc}"
+            f"{tuple(model.input_shape[1:])} and {model.output_shape[-1]} outputs (it must come "
+            f"from the same model, options, input shape and output count): {exc}"
         ) from exc
 
 

@@ -60,6 +60,21 @@ def test_long_detector_example_uses_the_taichung_split(repo):
     )
 
 
+def test_finetune_example_continues_the_long_detector(repo):
+    """The fine-tuning example is the long one with starting weights, a larger scale,
+    fewer epochs and a lower rate; the network (so the weights' shapes) is the same."""
+    ex = repo / "config" / "examples"
+    long = load_config(ex / "taichung_detect_long.yaml")
+    tuned = load_config(ex / "taichung_detect_finetune.yaml")
+    for key in ("seed", "datasets", "split", "preprocess", "train"):
+        assert tuned[key] == long[key], key
+    learned, before = tuned["detect"]["learned"], long["detect"]["learned"]
+    assert learned["weights"] == "models/taichung_detector_long.keras" and not before["weights"]
+    changed = {k for k in learned["params"] if learned["params"][k] != before["params"].get(k)}
+    assert changed == {"scale", "epochs", "learning_rate"}
+    assert learned["params"]["scale"] > 0.5 and learned["params"]["learning_rate"] < 0.002
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -74,6 +89,7 @@ def test_long_detector_example_uses_the_taichung_split(repo):
         (lambda c: c.update(datasets={}), "datasets"),
         (lambda c: c["split"]["fractions"].update(train=0.9), "must sum to 1"),
         (lambda c: c["datasets"]["synthetic_centromeres"].update(split_with="nope"), "split_with"),
+        (lambda c: c["detect"]["learned"].update(weights=3), "detect/learned/weights"),
     ],
 )
 def test_bad_config_one_line_error(default_config, mutate, message):

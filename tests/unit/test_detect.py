@@ -645,3 +645,21 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
         .fetchall()
     )
     assert tags["mlflow.parentRunId"] == parent and tags["karyoflow.kind"] == "train_detector"
+    # fine-tuning: one epoch from the trained weights at a tiny learning rate finds the
+    # bars at once (from fresh weights, epoch 1 found none: above)
+    tuned = {k: str(tmp_path / "tuned" / Path(v).name) for k, v in outputs.items()}
+    params_ft = resolve_detector_params(params, {"epochs": 1, "learning_rate": 1e-6})
+    job_ft = {**job, "params": params_ft, "weights": outputs["model"]}
+    ft = run_detector_training(job_ft, tuned, log=lambda _m: None)
+    history_ft = json.loads(Path(tuned["history"]).read_text())
+    assert history_ft["val_recall"][0] >= 0.5, history_ft
+    assert load_detector(tuned["model"])[1]["init_weights"] == outputs["model"]
+    assert ft["epochs_run"] == 1
+    # weights of another architecture: one error naming the file, nothing written
+    wrong = resolve_detector_params(params, {"epochs": 1, "filters": [8, 16, 16, 32]})
+    other = {k: str(tmp_path / "other" / Path(v).name) for k, v in outputs.items()}
+    with pytest.raises(ValueError, match=r"model\.keras does not fit model 'centernet'"):
+        run_detector_training({**job, "params": wrong, "weights": outputs["model"]}, other)
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(FileNotFoundError, match=r"weights file not found: .*nothing\.keras"):
+        run_detector_training({**job, "weights": str(tmp_path / "nothing.keras")}, other)

@@ -248,6 +248,12 @@ def learned_detect_datasets():
     return _detect_choice() if config["detect"]["learned"]["enabled"] else []
 
 
+def detector_weights(wildcards):
+    """The detector to fine-tune from, as an input of train_detector (none: fresh)."""
+    weights = config["detect"]["learned"]["weights"]
+    return [weights] if weights else []
+
+
 def detector_job(wildcards):
     from karyoflow.detect.job import resolve_detector_params
 
@@ -255,6 +261,7 @@ def detector_job(wildcards):
         "dataset": wildcards.dataset,
         "manifest": manifest_path(wildcards.dataset),
         "params": resolve_detector_params(config["detect"]["learned"]["params"]),
+        "weights": config["detect"]["learned"]["weights"],
         "seed": SEED,
         "use_gpu": GPU["enabled"],
         "mixed_precision": GPU["mixed_precision"],

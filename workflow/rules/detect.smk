@@ -31,6 +31,7 @@ rule detect_evaluate:
 rule train_detector:
     input:
         manifest=manifest_path("{dataset}"),
+        weights=detector_weights,
     output:
         model=f"{RESULTS}/detect/{{dataset}}/learned/model.keras",
         settings=f"{RESULTS}/detect/{{dataset}}/learned/detector.json",
