@@ -198,7 +198,7 @@ def threshold_sweep(
             invert=cell["invert"],
             tta=tta,
             scales=scales,
-            fusion_iou=float(params.get("fusion_iou", 0.55)),
+            fusion_iou=float(params["fusion_iou"]),
         )
         for t in ths:
             r = match_boxes(
