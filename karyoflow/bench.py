@@ -49,6 +49,36 @@ def _bench_synth() -> dict[str, Any]:
     }
 
 
+def _bench_call_karyotype() -> dict[str, Any]:
+    """The karyotype call of one cell (94 hypotheses, one assignment each) on
+    simulated probabilities of 46 objects, and the case call of 20 such cells."""
+    import numpy as np
+
+    from karyoflow.evaluate.cells import case_call
+    from karyoflow.evaluate.hypotheses import call_karyotype, karyotype_hypotheses
+
+    rng = np.random.default_rng(0)
+    labels = np.array([i for i in range(22) for _ in range(2)] + [22, 23])
+    logits = rng.normal(0, 1, (200, 46, 24))
+    logits[:, np.arange(46), labels] += 4.0
+    proba = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    table = karyotype_hypotheses()
+    start = time.perf_counter()
+    calls = [call_karyotype(p, hypotheses=table) for p in proba]
+    wall = time.perf_counter() - start
+    t0 = time.perf_counter()
+    for k in range(10):
+        case_call(calls[20 * k : 20 * (k + 1)])
+    case_wall = (time.perf_counter() - t0) / 10
+    return {
+        "cells": len(calls),
+        "hypotheses": len(table),
+        "ms_per_cell": round(1000 * wall / len(calls), 2),
+        "ms_per_case_of_20": round(1000 * case_wall, 2),
+        "normal_calls": sum(c.iscn in ("46,XX", "46,XY") for c in calls),
+    }
+
+
 def _bench_ingest(example: str, dataset: str) -> Callable[[], dict[str, Any]]:
     def run() -> dict[str, Any]:
         from karyoflow.ingest import ingest_dataset
@@ -361,6 +391,7 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "detect_taichung": _bench_detect_taichung,
     "detect_learned": _bench_detect_learned,
     "predict_metaphase": _bench_predict_metaphase,
+    "call_karyotype": _bench_call_karyotype,
     "train_karyonet_fast": _bench_train("karyonet_fast", 64, 20),
     "train_hu2019": _bench_train("hu2019", 16, 4),
     "train_resnet18": _bench_train("resnet18", 32, 4),

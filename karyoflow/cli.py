@@ -185,12 +185,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             preprocess=config["preprocess"]["params"],
             detect=(config.get("detect") or {}).get("params"),
             decode=not args.no_decode,
+            call=config["evaluate"]["call"],
+            cases=config["evaluate"]["cases"],
             log=lambda m: print(m, file=sys.stderr, flush=True),
             detector=detector,
         )
     except (OSError, ValueError) as exc:
         raise SystemExit(f"karyoflow: {exc}") from None
-    cols = [c for c in ("image", "iscn", "count", "flags", "status") if c in table]
+    cols = [c for c in ("image", "iscn", "posterior", "review", "status") if c in table]
     print(table[cols].to_string(index=False))
     return 0 if (table["status"] == "ok").all() else 1
 
@@ -209,6 +211,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         preprocess=config["preprocess"]["params"],
         detect=(config.get("detect") or {}).get("params"),
         max_bytes=int(args.max_mb * 1024 * 1024),
+        call=config["evaluate"]["call"],
     )
     return 0
 

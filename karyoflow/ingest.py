@@ -127,6 +127,8 @@ def ingest_dataset(
     for rec in records:
         if not rec["cell_truth"] and rec["cell_id"] in result.cell_truth:
             rec["cell_truth"] = result.cell_truth[rec["cell_id"]]
+        if not rec["cell_karyotype"] and rec["cell_id"] in result.cell_karyotype:
+            rec["cell_karyotype"] = result.cell_karyotype[rec["cell_id"]]
         if split_as:
             rec["preset_split"] = split_as
     df = manifest_frame(records)

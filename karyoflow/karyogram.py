@@ -28,7 +28,7 @@ import numpy as np
 
 from karyoflow.labels import LABELS
 
-__all__ = ["ISCN_ROWS", "KaryogramItem", "render_karyogram"]
+__all__ = ["ISCN_ROWS", "KaryogramItem", "render_karyogram", "title_lines"]
 
 #: The standard karyogram rows.
 ISCN_ROWS: tuple[tuple[str, ...], ...] = (
@@ -136,7 +136,6 @@ def render_karyogram(
 
     slot = max(8, round(12 * zoom))
     label_h = 18
-    title_h = 34 if title else 0
     row_boxes = []
     width = 0
     for row in rows:
@@ -146,11 +145,23 @@ def render_karyogram(
         width = max(width, row_w)
         row_boxes.append((math.ceil(above), math.ceil(below)))
     width += 2 * margin
+    lines = title_lines(title or "", width - 2 * margin)
+    title_h = sum(round(34 * s / 0.8) for _, s in lines)
     height = title_h + margin + sum(a + b + label_h + row_gap for a, b in row_boxes) + margin
     canvas = np.full((height, width, 3), 255, np.uint8)
-    if title:
+    ty = 0
+    for k, (text, s) in enumerate(lines):
+        ty += round(34 * s / 0.8)
+        colour = (0, 0, 0) if k == 0 else (170, 20, 20)
         cv2.putText(
-            canvas, title, (margin, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2, cv2.LINE_AA
+            canvas,
+            text,
+            (margin, ty - round(8 * s / 0.8)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            s,
+            colour,
+            2 if s >= 0.6 else 1,
+            cv2.LINE_AA,
         )
     y = title_h + margin
     for row, (above, below) in zip(rows, row_boxes, strict=True):
@@ -184,3 +195,44 @@ def render_karyogram(
             x += gw + group_gap
         y += above + below + label_h + row_gap
     return canvas
+
+
+def title_lines(title: str, width: int) -> list[tuple[str, float]]:
+    """Lines of a karyogram title that fit ``width`` pixels, with their font scales.
+
+    Each ``\\n``-separated line is drawn at scale 0.8, shrunk down to 0.5 when it is too
+    wide, then wrapped at spaces; the first line is the call, the rest its notes.
+
+    Examples
+    --------
+    >>> title_lines("46,XY", 400)
+    [('46,XY', 0.8)]
+    >>> len(title_lines("review: " + "low posterior; " * 20, 300)) > 2
+    True
+    """
+    out: list[tuple[str, float]] = []
+
+    def fits(text: str, scale: float) -> bool:
+        size, _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2 if scale >= 0.6 else 1)
+        return size[0] <= width
+
+    for k, line in enumerate(str(title).split("\n")):
+        if not line.strip():
+            continue
+        scale = 0.8 if k == 0 else 0.6
+        while scale > 0.5 and not fits(line, scale):
+            scale = round(scale - 0.05, 2)
+        if fits(line, scale):
+            out.append((line, scale))
+            continue
+        current = ""
+        for word in line.split(" "):
+            trial = f"{current} {word}".strip()
+            if current and not fits(trial, scale):
+                out.append((current, scale))
+                current = word
+            else:
+                current = trial
+        if current:
+            out.append((current, scale))
+    return out

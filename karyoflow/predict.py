@@ -4,9 +4,11 @@
 
     boxes (given, from a VOC file, or detected: karyoflow.detect)
       -> preprocessing chain per box (the training chain, karyoflow.preprocess)
-      -> classifier (+ relative size in the cell when the model takes it)
-      -> karyotype-level decoding (Hungarian, karyoflow.evaluate.karyotype)
-      -> ISCN summary, flags, karyogram (karyoflow.karyogram), overlay
+      -> classifier (+ relative size in the cell when the model takes it),
+         probabilities calibrated (calibration.json beside the model)
+      -> karyotype call over whole-cell hypotheses (karyoflow.evaluate.hypotheses):
+         ISCN, posterior, runner-up, review flag and reasons
+      -> karyogram (karyoflow.karyogram), overlay
 
 :func:`write_prediction` writes ``karyogram.png``, ``overlay.png``,
 ``chromosomes.csv`` and ``summary.json`` for a cell; :func:`load_classifier` takes a
@@ -60,10 +62,12 @@ class Classifier:
     size_features: bool
     source: str
     tta: str = "none"  # test-time views (karyoflow.train.views.TTA_MODES)
+    calibration: Any = None  # karyoflow.evaluate.calibration.Calibration (None: identity)
 
     def predict(self, images: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
-        """Class probabilities ``(N, 24)`` for uint8 images ``(N, H, W)``, averaged over
-        the test-time views of :attr:`tta`."""
+        """Calibrated class probabilities ``(N, 24)`` for uint8 images ``(N, H, W)``,
+        averaged over the test-time views of :attr:`tta`, then rescaled by
+        :attr:`calibration`."""
         from karyoflow.train.views import crop_views
 
         n = len(images)
@@ -71,11 +75,17 @@ class Classifier:
             return np.zeros((0, len(LABELS)), np.float32)
         views = crop_views(np.asarray(images), self.tta)
         if len(views) == 1:
-            return self._predict(views[0], sizes)
-        # all views in one batch: one network call per cell, not one per view
-        tiled = None if sizes is None else np.tile(np.asarray(sizes, np.float32), (len(views), 1))
-        proba = self._predict(np.concatenate(views), tiled)
-        return proba.reshape(len(views), n, -1).mean(axis=0, dtype=np.float64).astype(np.float32)
+            proba = self._predict(views[0], sizes)
+        else:
+            # all views in one batch: one network call per cell, not one per view
+            tiled = (
+                None if sizes is None else np.tile(np.asarray(sizes, np.float32), (len(views), 1))
+            )
+            proba = self._predict(np.concatenate(views), tiled)
+            proba = proba.reshape(len(views), n, -1).mean(axis=0, dtype=np.float64)
+        if self.calibration is not None:
+            proba = self.calibration.apply(proba)
+        return np.asarray(proba, np.float32)
 
     def _predict(self, images: np.ndarray, sizes: np.ndarray | None) -> np.ndarray:
         x = np.asarray(images, np.float32)[..., None]
@@ -158,7 +168,41 @@ def load_classifier(
 
     if tta not in TTA_MODES:
         raise ValueError(f"unknown test-time view mode {tta!r}; use one of {sorted(TTA_MODES)}")
-    return Classifier(model, int(shape[1]), int(shape[2]), len(model.inputs) == 2, text, tta)
+    calibration = _find_calibration(text, tracking_uri)
+    return Classifier(
+        model, int(shape[1]), int(shape[2]), len(model.inputs) == 2, text, tta, calibration
+    )
+
+
+def _find_calibration(source: str, tracking_uri: str | None) -> Any:
+    """The calibration of a model: ``calibration.json`` beside a ``.keras`` file, or the
+    tags of a registered version (``calibration_temperature``, ``review_min_posterior``,
+    set by the evaluate rule); the identity when there is none."""
+    from karyoflow.evaluate.calibration import Calibration, load_calibration
+
+    if not source.startswith("models:/"):
+        return load_calibration(source) if Path(source).exists() else Calibration()
+    from mlflow.tracking import MlflowClient
+
+    name, _, ref = source[len("models:/") :].partition("/")
+    name, _, alias = name.partition("@")
+    client = MlflowClient(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(name, alias) if alias else None
+        version = version or client.get_model_version(name, ref)
+    except Exception:
+        return Calibration()
+    tags = dict(version.tags or {})
+    if "calibration_temperature" not in tags:
+        return Calibration()
+    return load_calibration(
+        {
+            "temperature": float(tags["calibration_temperature"]),
+            "fitted_on": "val",
+            "review_min_posterior": float(tags.get("review_min_posterior", "nan")),
+            "review_chosen_on": "val" if "review_min_posterior" in tags else "none",
+        }
+    )
 
 
 @dataclass
@@ -181,13 +225,25 @@ class CellPrediction:
     timings: dict[str, float]
     karyogram: np.ndarray = field(repr=False)
     overlay: np.ndarray = field(repr=False)
+    posterior: float = math.nan  # of the call (NaN without the hypothesis call)
+    runner_up: str = ""
+    runner_up_posterior: float = math.nan
+    review: bool = False  # a person should check this cell
+    reasons: list[str] = field(default_factory=list)  # why (empty when review is False)
+    extra: np.ndarray | None = None  # (N,) bool: objects the call treats as not chromosomes
+    missing: list[str] = field(default_factory=list)  # chromosomes of the call not found
+    objects: int = -1  # objects classified (-1: same as count)
+    call: Any = field(default=None, repr=False)  # the KaryotypeCall (case consensus)
 
     def table(self) -> pd.DataFrame:
         """One row per chromosome: box, classes, probability, flags."""
         flags = []
+        extra = np.zeros(len(self.labels), bool) if self.extra is None else self.extra
         for i, lab in enumerate(self.labels):
             f = []
-            if self.probability[i] < DEFAULT_MIN_PROBABILITY:
+            if extra[i]:
+                f.append("extra object")
+            elif self.probability[i] < DEFAULT_MIN_PROBABILITY:
                 f.append("uncertain")
             if lab != self.argmax_labels[i]:
                 f.append("reassigned")
@@ -210,11 +266,23 @@ class CellPrediction:
         )
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready summary (ISCN, count, flags, timings)."""
+        """JSON-ready summary (ISCN, posterior, review, count, flags, timings)."""
+
+        def num(v: float) -> float | None:
+            return round(float(v), 6) if math.isfinite(v) else None
+
         return {
             "source": self.source,
             "iscn": self.iscn,
+            "posterior": num(self.posterior),
+            "runner_up": self.runner_up,
+            "runner_up_posterior": num(self.runner_up_posterior),
+            "review": self.review,
+            "review_reasons": self.reasons,
             "count": self.count,
+            "objects": self.count if self.objects < 0 else self.objects,
+            "missing": self.missing,
+            "extra_objects": 0 if self.extra is None else int(np.sum(self.extra)),
             "sex": self.sex,
             "abnormal": self.iscn not in ("46,XX", "46,XY"),
             "flags": self.flags,
@@ -249,6 +317,22 @@ def _overlay(
     return rgb
 
 
+def _banner(rgb: np.ndarray, title: str) -> np.ndarray:
+    """The call (and its review reasons, in red) written above an overlay image."""
+    from karyoflow.karyogram import title_lines
+
+    lines = title_lines(title, max(rgb.shape[1] - 16, 100))
+    heights = [round(34 * s / 0.8) for _, s in lines]
+    band = np.full((sum(heights) + 6, rgb.shape[1], 3), 255, np.uint8)
+    y = 0
+    for k, ((text, s), h) in enumerate(zip(lines, heights, strict=True)):
+        y += h
+        colour = (0, 0, 0) if k == 0 else (170, 20, 20)
+        thick = 2 if s >= 0.6 else 1
+        cv2.putText(band, text, (8, y - 8), cv2.FONT_HERSHEY_SIMPLEX, s, colour, thick, cv2.LINE_AA)
+    return np.vstack([band, rgb])
+
+
 def _whiten(img: np.ndarray, background: int) -> np.ndarray:
     """Stretch grey levels so that the background becomes white (display only)."""
     scale = 255.0 / max(int(background), 1)
@@ -263,8 +347,7 @@ def predict_cell(
     preprocess: Mapping[str, Any] | None = None,
     detect: Mapping[str, Any] | None = None,
     decode: bool = True,
-    extra_copy_penalty: float | None = None,
-    min_probability: float = DEFAULT_MIN_PROBABILITY,
+    call: Mapping[str, Any] | None = None,
     source: str = "",
     detector: Callable[[np.ndarray], Any] | None = None,
 ) -> CellPrediction:
@@ -284,8 +367,12 @@ def predict_cell(
     detect : mapping, optional
         Detection parameters (``detect.params``) when boxes are not given.
     decode : bool
-        Karyotype-level decoding (two of each autosome, XX/XY, confident extra copies
-        survive); off: the per-chromosome argmax.
+        The karyotype call (whole-cell hypotheses, or the assignment decoder when
+        ``call["mode"]`` is ``"assignment"``); off: the per-chromosome argmax.
+    call : mapping, optional
+        Call settings (config ``evaluate.call``, over
+        :data:`karyoflow.evaluate.hypotheses.DEFAULT_CALL`); ``review.min_posterior``
+        ``"auto"`` takes the threshold chosen on val (the classifier's calibration).
     detector : callable, optional
         ``grey image -> Detections`` used instead of the classical detector when boxes
         are not given (a learned one: :func:`karyoflow.detect.pipeline.learned_detector`).
@@ -294,11 +381,16 @@ def predict_cell(
     -------
     CellPrediction
     """
-    from karyoflow.evaluate.karyotype import decode_cell
+    from karyoflow.evaluate.hypotheses import (
+        call_karyotype,
+        resolve_call_params,
+        review_reasons,
+    )
+    from karyoflow.iscn import iscn_karyotype
     from karyoflow.karyogram import KaryogramItem, render_karyogram
     from karyoflow.preprocess.chain import _run, resolve_params
     from karyoflow.preprocess.intensity import to_grey
-    from karyoflow.synth.metaphase import iscn_karyotype
+    from karyoflow.train.evaluation import review_threshold
     from karyoflow.train.features import relative_size_features
 
     timings: dict[str, float] = {}
@@ -346,40 +438,52 @@ def predict_cell(
 
     t0 = time.perf_counter()
     argmax = proba.argmax(1) if n else np.zeros(0, int)
-    sex = ""
-    if decode and n:
-        dec = decode_cell(proba, extra_copy_penalty=extra_copy_penalty)
-        final, sex = np.asarray(dec.labels), dec.sex
-    else:
-        final = argmax
+    par = resolve_call_params(call)
+    par["review"]["min_posterior"] = review_threshold(
+        par["review"]["min_posterior"], classifier.calibration or _identity()
+    )
+    min_probability = float(par["review"]["min_probability"])
+    result = call_karyotype(proba, par) if decode and n else None
+    final = np.asarray(result.labels) if result is not None else argmax
+    extra = result.extra if result is not None else np.zeros(n, bool)
     prob = proba[np.arange(n), final] if n else np.zeros(0)
     top2 = np.argsort(-proba, axis=1)[:, 1] if n else np.zeros(0, int)
     labels = [LABELS[int(k)] for k in final]
-    iscn = iscn_karyotype(labels) if n else "0"
-    flags = []
-    if n != 46:
-        flags.append(f"{n} chromosomes (46 expected)")
+    if result is not None:
+        iscn, sex = result.iscn, result.sex
+        reasons = review_reasons(result, prob, par["review"])
+    else:
+        iscn = iscn_karyotype(labels) if n else "0"
+        sex = ""
+        reasons = [f"count {n} (46 expected)"] if n != 46 else []
+        if iscn not in ("46,XX", "46,XY"):
+            reasons.append(f"abnormal: {iscn}")
+    flags = list(reasons)
     if rejected:
         flags.append(f"{len(rejected)} boxes rejected by preprocessing")
-    uncertain = int((prob < min_probability).sum())
-    if uncertain:
-        flags.append(f"{uncertain} uncertain (p < {min_probability:g})")
-    if iscn not in ("46,XX", "46,XY"):
-        flags.append(f"abnormal: {iscn}")
     items = [
         KaryogramItem(
             _whiten(stages[j], backgrounds[j]),
-            labels[j],
+            "?" if extra[j] else labels[j],
             float(prob[j]),
             float(cen[j]) * stages[j].shape[0] if math.isfinite(cen[j]) else math.nan,
-            bool(prob[j] < min_probability or final[j] != argmax[j]),
+            bool(prob[j] < min_probability or final[j] != argmax[j] or extra[j]),
         )
         for j in range(n)
     ]
-    title = f"{iscn}   ({n} chromosomes{', flagged' if uncertain else ''})"
+    head = (
+        iscn
+        if result is None or not math.isfinite(result.posterior)
+        else (
+            f"{iscn}   (posterior {result.posterior:.2f}; next {result.runner_up} "
+            f"{result.runner_up_posterior:.2f}; {n} objects)"
+        )
+    )
+    title = head + (f"\nreview: {'; '.join(reasons)}" if reasons else "")
     karyogram = render_karyogram(items, title=title)
     kept_boxes = boxes[kept] if n else np.zeros((0, 4), np.int64)
     overlay = _overlay(grey, kept_boxes, labels, [it.flagged for it in items])
+    overlay = _banner(overlay, title)
     timings["decode_and_render"] = time.perf_counter() - t0
     return CellPrediction(
         source=source,
@@ -391,14 +495,29 @@ def predict_cell(
         centromere_y=np.asarray(cen, np.float64),
         length_px=np.asarray(length, np.float64),
         iscn=iscn,
-        count=n,
+        count=int(iscn.split(",")[0]) if iscn[:1].isdigit() else n,
         sex=sex,
         flags=flags,
         rejected=rejected,
         timings=timings,
         karyogram=karyogram,
         overlay=overlay,
+        posterior=math.nan if result is None else float(result.posterior),
+        runner_up="" if result is None else result.runner_up,
+        runner_up_posterior=math.nan if result is None else float(result.runner_up_posterior),
+        review=bool(reasons),
+        reasons=reasons,
+        extra=np.asarray(extra, bool),
+        missing=[] if result is None else list(result.missing),
+        objects=n,
+        call=result,
     )
+
+
+def _identity() -> Any:
+    from karyoflow.evaluate.calibration import Calibration
+
+    return Calibration()
 
 
 def predict_crops(
@@ -502,6 +621,8 @@ def predict_manifest_cells(
     preprocess: Mapping[str, Any] | None = None,
     detect: Mapping[str, Any] | None = None,
     decode: bool = True,
+    call: Mapping[str, Any] | None = None,
+    cases: Mapping[str, Any] | None = None,
     summary: str | Path | None = None,
     log: Callable[[str], None] = print,
     detector: Callable[[np.ndarray], Any] | None = None,
@@ -512,9 +633,11 @@ def predict_manifest_cells(
     unannotated case: ``detector`` if given, e.g. a learned one, else the classical
     one with ``detect``). The summary table (also ``out_dir/summary.csv``) compares each
     cell's ISCN with its truth where the manifest has one (``cell_truth``); it is
-    written to ``summary`` (default ``out_dir/summary.csv``).
+    written to ``summary`` (default ``out_dir/summary.csv``); the case calls of the
+    cells (``cases``: config ``evaluate.cases``) to ``out_dir/cases.csv``.
     """
-    from karyoflow.evaluate.karyotype import compare_karyotype
+    from karyoflow.evaluate.cells import cell_truths
+    from karyoflow.iscn import compare_karyotype
     from karyoflow.preprocess.chain import load_source
 
     if boxes not in ("manifest", "detect"):
@@ -525,6 +648,8 @@ def predict_manifest_cells(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = []
+    calls: dict[str, Any] = {}
+    numerical = cell_truths(rows)
     cells = sorted(rows["cell_id"].astype(str).unique())
     for k, cell in enumerate(cells, start=1):
         part = rows[rows["cell_id"].astype(str) == cell]
@@ -539,21 +664,30 @@ def predict_manifest_cells(
             preprocess=preprocess,
             detect=detect,
             decode=decode,
+            call=call,
             source=source,
             detector=detector,
         )
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cell)
         write_prediction(pred, out / safe)
-        match = compare_karyotype(pred.iscn, truth) if truth else None
+        if pred.call is not None:
+            calls[cell] = pred.call
+        ref = numerical.get(cell) or truth
+        match = compare_karyotype(pred.iscn, ref) if ref and pred.iscn != "0" else None
         records.append(
             {
                 "cell_id": cell,
                 "source": source,
                 "boxes": boxes,
                 "annotated": len(part),
+                "objects": pred.objects,
                 "count": pred.count,
                 "iscn": pred.iscn,
+                "posterior": round(pred.posterior, 6) if math.isfinite(pred.posterior) else "",
+                "runner_up": pred.runner_up,
+                "review": pred.review,
                 "truth": truth or "",
+                "karyotype_truth": numerical.get(cell, ""),
                 "matches_truth": "" if match is None else bool(match),
                 "flags": "; ".join(pred.flags),
                 "seconds": round(sum(pred.timings.values()), 3),
@@ -567,8 +701,39 @@ def predict_manifest_cells(
         if len(known):
             share = float(known["matches_truth"].astype(bool).mean())
             log(f"[predict] ISCN agrees with the truth for {share:.1%} of {len(known)} cells")
+    write_case_calls(calls, out / "cases.csv", cases=cases, call=call, truth=numerical, log=log)
     with atomic_path(Path(summary) if summary else out / "summary.csv") as tmp:
         table.to_csv(tmp, index=False)
+    return table
+
+
+def write_case_calls(
+    calls: Mapping[str, Any],
+    path: str | Path,
+    *,
+    cases: Mapping[str, Any] | None = None,
+    call: Mapping[str, Any] | None = None,
+    truth: Mapping[str, str] | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """The case call of every case among ``calls`` (cell -> KaryotypeCall) to ``path``
+    (CSV: :func:`karyoflow.evaluate.cells.case_calls`); cells are grouped by
+    ``cases`` (config ``evaluate.cases``: ``pattern`` or ``table``)."""
+    from karyoflow.evaluate.cells import case_calls, case_ids
+    from karyoflow.evaluate.hypotheses import resolve_call_params
+    from karyoflow.train.evaluation import read_case_table
+
+    cfg = dict(cases or {})
+    groups = case_ids(
+        list(calls), pattern=cfg.get("pattern"), table=read_case_table(cfg.get("table"))
+    )
+    prior = resolve_call_params(call)["prior"]
+    table = case_calls(calls, groups, truth=truth, params={**cfg, "prior": prior})
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+    several = table[table["cells"] > 1] if len(table) else table
+    for row in several.itertuples():
+        log(f"[predict] case {row.case}: {row.iscn} ({row.cells} cells)")
     return table
 
 
@@ -584,6 +749,8 @@ def run_predict_cells(
     log: Callable[[str], None] = print,
     detector_model: str | Path | None = None,
     tta: str = "none",
+    call: Mapping[str, Any] | None = None,
+    cases: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Rule ``predict_cells``: the dataset's best model on every cell of a split.
 
@@ -618,6 +785,8 @@ def run_predict_cells(
         preprocess=preprocess,
         detect=detect,
         decode=bool(settings.get("decode", True)),
+        call=call,
+        cases=cases,
         summary=summary,
         log=log,
     )
@@ -657,6 +826,8 @@ def predict_paths(
     preprocess: Mapping[str, Any] | None = None,
     detect: Mapping[str, Any] | None = None,
     decode: bool = True,
+    call: Mapping[str, Any] | None = None,
+    cases: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
     detector: Callable[[np.ndarray], Any] | None = None,
 ) -> pd.DataFrame:
@@ -666,13 +837,16 @@ def predict_paths(
     detector (``detector``, e.g. a learned one, or the classical one with ``detect``).
     An unreadable image or annotation does not stop the batch: its row in the returned
     table (also written as ``out_dir/summary.csv``) has ``status`` ``"error: <reason>"``.
-    Progress is logged per image with its time.
+    Progress is logged per image with its time. The images are grouped into cases
+    (``cases``: config ``evaluate.cases``; by default each image is its own case) and
+    each case's call goes to ``out_dir/cases.csv``.
     """
     from karyoflow.imageio import ImageReadError, read_image
 
     files = _expand(inputs)
     out = Path(out_dir)
     rows = []
+    calls: dict[str, Any] = {}
     start = time.perf_counter()
     for k, path in enumerate(files, start=1):
         t0 = time.perf_counter()
@@ -692,13 +866,22 @@ def predict_paths(
                 preprocess=preprocess,
                 detect=detect,
                 decode=decode,
+                call=call,
                 source=str(path),
                 detector=detector,
             )
             write_prediction(pred, out / path.stem)
+            if pred.call is not None:
+                calls[path.stem] = pred.call
             row.update(
                 {
                     "iscn": pred.iscn,
+                    "posterior": (
+                        round(pred.posterior, 6) if math.isfinite(pred.posterior) else ""
+                    ),
+                    "runner_up": pred.runner_up,
+                    "review": pred.review,
+                    "objects": pred.objects,
                     "count": pred.count,
                     "flags": "; ".join(pred.flags),
                     "seconds": round(time.perf_counter() - t0, 3),
@@ -712,6 +895,8 @@ def predict_paths(
         log(f"[predict {k}/{len(files)}] {path.name}: {shown} ({time.perf_counter() - t0:.2f} s)")
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
+    if calls:
+        write_case_calls(calls, out / "cases.csv", cases=cases, call=call, log=log)
     with atomic_path(out / "summary.csv") as tmp:
         table.to_csv(tmp, index=False)
     log(f"[predict] {len(files)} images in {time.perf_counter() - start:.1f} s -> {out}")

@@ -45,6 +45,9 @@ MANIFEST_COLUMNS: dict[str, Any] = {
     "polygon": "",  # JSON [[x, y], ...] outline in source coordinates, "" if unknown
     "aux_source": "",  # second channel / sidecar image, "" if none
     "cell_truth": "",  # per-cell karyotype truth (e.g. "47,XY,+21"), "" if unknown
+    # numerical karyotype the truth states ("normal" = 46,XX or 46,XY whatever the image
+    # shows; "47,+21"), "" if it states none (count-only, structural, mosaic)
+    "cell_karyotype": "",
     "preset_split": "",  # split given by the dataset itself (train.txt/test.txt)
     "split": "",  # train | val | test, set by the splitter
 }
@@ -78,12 +81,15 @@ class ReadResult:
     rejects: list[Reject] = field(default_factory=list)
     #: cell id -> karyotype truth (e.g. ``"47,XY,+21"`` or ``"47,+21"``)
     cell_truth: dict[str, str] = field(default_factory=dict)
+    #: cell id -> numerical karyotype (``"normal"``, ``"47,+21"``; the column ``cell_karyotype``)
+    cell_karyotype: dict[str, str] = field(default_factory=dict)
 
     def extend(self, other: ReadResult) -> None:
         """Append another result's records, rejects and truth."""
         self.records.extend(other.records)
         self.rejects.extend(other.rejects)
         self.cell_truth.update(other.cell_truth)
+        self.cell_karyotype.update(other.cell_karyotype)
 
 
 def normalise_record(record: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ compare between tags:
     gives the same file byte for byte.
 ``metrics/evaluate.json``
     test metrics per (dataset, model).
-``metrics/centromere.json``, ``metrics/segmentation.json``, ``metrics/detect.json``
+``metrics/centromere.json``, ``metrics/segmentation.json``, ``metrics/detect.json``,
+``metrics/calls.json``
     test metrics of the centromere models (per model), the overlapping-pair segmenters
     (per dataset and model) and the detector (per dataset).
 ``metrics/predict.json``
@@ -72,6 +73,7 @@ TASK_METRICS: dict[str, tuple[str, int]] = {
     "centromere.json": ("centromere/*/test/metrics.json", 1),
     "segmentation.json": ("overlaps/*/*/test/metrics.json", 2),
     "detect.json": ("detect/*/metrics.json", 1),
+    "calls.json": ("calls/*/metrics.json", 1),
 }
 #: Extensions hashed as text, with the checkout's absolute path removed.
 _TEXT = {".csv", ".json", ".txt", ".xml", ".tsv", ".yaml", ".yml"}

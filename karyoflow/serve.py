@@ -126,8 +126,10 @@ class _App:
         preprocess: Mapping[str, Any] | None,
         detect: Mapping[str, Any] | None,
         max_bytes: int,
+        call: Mapping[str, Any] | None = None,
     ) -> None:
         self.classifier = classifier
+        self.call = dict(call or {})
         self.preprocess = dict(preprocess or {})
         self.detect = dict(detect or {})
         self.max_bytes = int(max_bytes)
@@ -174,6 +176,7 @@ class _App:
                 boxes=arr,
                 preprocess=self.preprocess,
                 detect=self.detect,
+                call=self.call,
                 source="upload",
             )
         table = pred.table()
@@ -290,9 +293,12 @@ def make_server(
     preprocess: Mapping[str, Any] | None = None,
     detect: Mapping[str, Any] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    call: Mapping[str, Any] | None = None,
 ) -> ThreadingHTTPServer:
-    """A ready (not yet serving) HTTP server; ``port=0`` picks a free port."""
-    app = _App(classifier, preprocess=preprocess, detect=detect, max_bytes=max_bytes)
+    """A ready (not yet serving) HTTP server; ``port=0`` picks a free port.
+
+    ``call``: the karyotype-call settings (config ``evaluate.call``)."""
+    app = _App(classifier, preprocess=preprocess, detect=detect, max_bytes=max_bytes, call=call)
     server = ThreadingHTTPServer((host, int(port)), _handler(app))
     server.daemon_threads = True
     return server

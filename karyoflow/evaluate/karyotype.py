@@ -17,8 +17,6 @@ hierarchical and decoded predictions side by side (:func:`karyotype_report`).
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +26,8 @@ from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
 from karyoflow.evaluate.metrics import GROUPS, denver_indices
+from karyoflow.iscn import ParsedKaryotype, compare_karyotype, iscn_karyotype, parse_karyotype
 from karyoflow.labels import LABELS, label_index
-from karyoflow.synth.metaphase import iscn_karyotype
 
 __all__ = [
     "DEFAULT_EXTRA_COPY_PENALTY",
@@ -299,7 +297,7 @@ def hierarchical_from_flat(proba: ArrayLike) -> np.ndarray:
 def cell_summary(labels_idx: ArrayLike) -> dict[str, Any]:
     """Chromosome count and ISCN summary of one cell's predicted label indices.
 
-    Uses :func:`karyoflow.synth.metaphase.iscn_karyotype`.
+    Uses :func:`karyoflow.iscn.iscn_karyotype`.
 
     Examples
     --------
@@ -309,134 +307,6 @@ def cell_summary(labels_idx: ArrayLike) -> dict[str, Any]:
     """
     idx = np.asarray(labels_idx, dtype=np.int64).reshape(-1)
     return {"count": int(idx.size), "iscn": iscn_karyotype([LABELS[i] for i in idx])}
-
-
-@dataclass(frozen=True)
-class ParsedKaryotype:
-    """What a karyotype string states (``None`` = not stated).
-
-    Attributes
-    ----------
-    count : int
-        Chromosome count.
-    sex : str or None
-        Sex-chromosome complement (``"XY"``, ``"X"``, ``"XXY"``, ``""`` for none).
-    changes : tuple of str or None
-        Numeric changes relative to the normal complement (``"+21"``, ``"-X"``), sorted;
-        ``None`` for a count-only string such as ``"46"``.
-    """
-
-    count: int
-    sex: str | None
-    changes: tuple[str, ...] | None
-
-
-_KARYOTYPE = re.compile(r"^(\d{1,3})(?:,(XO|X0|[XY]+))?((?:,[+-](?:\d{1,2}|X|Y))*)$")
-
-
-def parse_karyotype(text: object) -> ParsedKaryotype | None:
-    """Parse a numeric karyotype; ``None`` when it is not one (mosaic, structural, ...).
-
-    Accepted: ``"46"`` (count only), ``"46,XX"``, ``"47,XY,+21"``, ``"45,X"``,
-    ``"47,+21"``, ``"47,+X"``, ``"45,-21"`` (count and changes without the sex).
-
-    Examples
-    --------
-    >>> parse_karyotype("47,+21")
-    ParsedKaryotype(count=47, sex=None, changes=('+21',))
-    >>> parse_karyotype("46"), parse_karyotype("44,XX/XY"), parse_karyotype("46,3,15")
-    (ParsedKaryotype(count=46, sex=None, changes=None), None, None)
-    """
-    if text is None or (isinstance(text, float) and math.isnan(text)):
-        return None
-    norm = re.sub(r"\s+", "", str(text)).upper()
-    match = _KARYOTYPE.match(norm)
-    if not match:
-        return None
-    count, sex, rest = match.groups()
-    tokens = [tok for tok in rest.split(",") if tok]
-    for tok in tokens:
-        if tok[1:].isdigit() and not 1 <= int(tok[1:]) <= 22:
-            return None
-    if sex is not None:
-        sex = "X" if sex in ("XO", "X0") else "X" * sex.count("X") + "Y" * sex.count("Y")
-    if sex is None and not tokens:
-        return ParsedKaryotype(int(count), None, None)
-    return ParsedKaryotype(int(count), sex, tuple(sorted(tokens, key=_token_key)))
-
-
-def _token_key(token: str) -> tuple[int, int]:
-    return label_index(token[1:]), 0 if token[0] == "+" else 1
-
-
-def _apply_sex_tokens(sex: str, tokens: list[str]) -> str | None:
-    """Sex complement after ``+X``/``-Y``... (``-X`` is monosomy X, as in synth)."""
-    counts = Counter(sex)
-    for tok in tokens:
-        sign, chrom = tok[0], tok[1:]
-        if sign == "+":
-            counts[chrom] += 1
-        elif chrom == "X":
-            counts = Counter("X")
-        elif counts[chrom] > 0:
-            counts[chrom] -= 1
-        else:
-            return None
-    return "X" * counts["X"] + "Y" * counts["Y"]
-
-
-def compare_karyotype(predicted_iscn: str, truth: object) -> bool | None:
-    """Whether a predicted ISCN summary agrees with what a truth string states.
-
-    Parameters
-    ----------
-    predicted_iscn : str
-        A full summary from :func:`cell_summary` / ``iscn_karyotype`` (``"47,XY,+21"``).
-    truth : str or None
-        Full ISCN (``"47,XY,+21"``, ``"45,X"``, ``"46,XX"``) or a partial string:
-        ``"46"`` (only the count is compared), ``"47,+21"`` / ``"45,-21"`` (count and
-        autosomal changes; the sex chromosomes must be a normal XX/XY), ``"47,+X"``
-        (XXX or XXY), ``"47,+Y"`` (XXY or XYY), ``"45,X"``.
-
-    Returns
-    -------
-    bool or None
-        ``None`` when the truth is missing or not a numeric karyotype (``"46,3,15"``,
-        mosaic ``"44,XX/XY"``, structural rearrangements).
-
-    Raises
-    ------
-    ValueError
-        If ``predicted_iscn`` is not a full numeric ISCN summary.
-
-    Examples
-    --------
-    >>> compare_karyotype("47,XY,+21", "47,+21"), compare_karyotype("47,XXY", "47,+21")
-    (True, False)
-    >>> compare_karyotype("47,XXY", "47,+X"), compare_karyotype("46,XY", "46")
-    (True, True)
-    >>> print(compare_karyotype("46,XY", "46,3,15"))
-    None
-    """
-    pred = parse_karyotype(predicted_iscn)
-    if pred is None:
-        raise ValueError(f"not a numeric ISCN summary: {predicted_iscn!r}")
-    pred_sex = pred.sex or ""
-    pred_auto = sorted(t for t in pred.changes or () if t[1:] not in ("X", "Y"))
-    ref = parse_karyotype(truth)
-    if ref is None:
-        return None
-    if ref.count != pred.count:
-        return False
-    if ref.changes is None:
-        return True
-    ref_auto = sorted(t for t in ref.changes if t[1:] not in ("X", "Y"))
-    if ref_auto != pred_auto:
-        return False
-    sex_tokens = [t for t in ref.changes if t[1:] in ("X", "Y")]
-    bases = [ref.sex] if ref.sex is not None else ["XX", "XY"]
-    allowed = {_apply_sex_tokens(base, sex_tokens) for base in bases} - {None}
-    return pred_sex in allowed
 
 
 def _fraction(values: list[bool | None]) -> float | None:

@@ -23,6 +23,8 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_grid_comparison",
     "plot_precision_recall",
+    "plot_reliability",
+    "plot_review_curve",
     "plot_training_curves",
 ]
 
@@ -308,5 +310,95 @@ def plot_grid_comparison(
         ax.set_title(metric)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_reliability(
+    curves: Mapping[str, Mapping[str, Any]], path: str | Path, *, title: str = ""
+) -> Path:
+    """Reliability diagram: accuracy against confidence per bin, one line per curve.
+
+    Parameters
+    ----------
+    curves : mapping
+        Label (``"before (ECE 4.1 %)"``) -> a curve of
+        :func:`karyoflow.evaluate.calibration.reliability_curve`.
+    path : str or Path
+        PNG to write.
+    """
+    fig = Figure(figsize=(4.8, 4.4))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")
+    for (label, curve), marker in zip(curves.items(), "osd^v", strict=False):
+        filled = np.asarray(curve["count"]) > 0
+        ax.plot(
+            np.asarray(curve["confidence"])[filled],
+            np.asarray(curve["accuracy"])[filled],
+            marker=marker,
+            ms=4,
+            lw=1.5,
+            label=label,
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top class probability)")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_review_curve(
+    curves: Mapping[str, pd.DataFrame],
+    path: str | Path,
+    *,
+    chosen: float | None = None,
+    title: str = "",
+) -> Path:
+    """Review trade-off: exact-call accuracy of the unflagged cells against the share of
+    cells flagged, one line per split; the chosen posterior threshold marked.
+
+    Parameters
+    ----------
+    curves : mapping
+        Split name -> :func:`karyoflow.evaluate.cells.review_curve` table.
+    chosen : float, optional
+        The operating point (``min_posterior``) to mark.
+    """
+    fig = Figure(figsize=(5.2, 4.2))
+    ax = fig.add_subplot(1, 1, 1)
+    for (name, curve), marker in zip(curves.items(), "osd^", strict=False):
+        if not len(curve):
+            continue
+        ax.plot(
+            curve["flagged_share"] * 100,
+            curve["unflagged_accuracy"] * 100,
+            marker=marker,
+            ms=4,
+            lw=1.5,
+            label=name,
+        )
+        if chosen is not None:
+            at = curve[np.isclose(curve["min_posterior"], chosen)]
+            if len(at):
+                ax.scatter(
+                    at["flagged_share"] * 100,
+                    at["unflagged_accuracy"] * 100,
+                    s=90,
+                    facecolors="none",
+                    edgecolors="crimson",
+                    zorder=3,
+                )
+    if chosen is not None:
+        ax.plot([], [], "o", mfc="none", mec="crimson", label=f"operating point (p ≥ {chosen:g})")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("cells flagged for review (%)")
+    ax.set_ylabel("exact calls among unflagged cells (%)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)

@@ -53,7 +53,7 @@ from karyoflow.readers._common import (
 )
 from karyoflow.records import ReadResult, Reject, normalise_record
 
-__all__ = ["read_truth_csv", "read_voc", "read_voc_boxes", "truth_from_counts"]
+__all__ = ["numerical_truth", "read_truth_csv", "read_voc", "read_voc_boxes", "truth_from_counts"]
 
 _INT = re.compile(r"^[+-]?\d+(?:\.0*)?$")
 _SPLITS = ("train", "val", "test")
@@ -116,6 +116,41 @@ def truth_from_counts(count: int, description: str, *, structural: bool = False)
             return "45,X"
         return str(count) + f",-{chrom}" * (-diff)
     return f"{count},{chrom}"
+
+
+def numerical_truth(truth: str, table: str = "") -> str:
+    """The numerical karyotype a truth string states (manifest column ``cell_karyotype``).
+
+    Rows of a table of normal cells (``table`` names a file with ``normal`` in it, as
+    the Taichung ``normal.csv``) are :data:`karyoflow.iscn.NORMAL` whatever count they
+    give: that count is what the image shows (44-50 in normal Taichung cells: a
+    chromosome outside the field or overlapped, an extra object). Elsewhere a string
+    stating numerical changes or a sex (``"47,+21"``, ``"45,X"``, ``"46,XY"``) is kept;
+    count-only, structural and mosaic strings state no numerical karyotype: ``""``.
+
+    Examples
+    --------
+    >>> numerical_truth("45", "normal.csv"), numerical_truth("47,+21", "number.csv")
+    ('normal', '47,+21')
+    >>> numerical_truth("47", "number.csv"), numerical_truth("46,3,15", "structural.csv")
+    ('', '')
+    >>> numerical_truth("46,X", "number.csv"), numerical_truth("45,-Y", "number.csv")
+    ('', '45,-Y')
+    """
+    from karyoflow.iscn import NORMAL, parse_karyotype
+
+    name = Path(table).name.lower()
+    if "normal" in name and "abnormal" not in name:
+        return NORMAL
+    parsed = parse_karyotype(truth)
+    if parsed is None or (parsed.sex is None and parsed.changes is None):
+        return ""
+    if parsed.sex is not None:  # "46,X" (a count that does not fit): states nothing usable
+        auto = [t for t in parsed.changes or () if t[1:] not in ("X", "Y")]
+        fits = 44 + len(parsed.sex) + sum(1 if t[0] == "+" else -1 for t in auto)
+        if fits != parsed.count:
+            return ""
+    return truth
 
 
 def read_truth_csv(path: Path) -> tuple[dict[str, str], list[Reject]]:
@@ -404,12 +439,15 @@ def read_voc(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadRes
     splits = _read_splits(root, options, img_by_id, xml_by_id, wanted, result)
 
     truth: dict[str, str] = {}
+    karyotype: dict[str, str] = {}
     csvs = options.get("truth_csv") or []
     for name in [csvs] if isinstance(csvs, str) else list(csvs):
-        t, rej = read_truth_csv(resolve_under(root, name))
+        path = resolve_under(root, name)
+        t, rej = read_truth_csv(path)
         result.rejects.extend(rej)
         for k, v in t.items():
             truth.setdefault(k, v)
+            karyotype.setdefault(k, numerical_truth(v, path.name))
 
     masks_dir: Path | None = None
     if options.get("masks_dir"):
@@ -449,6 +487,8 @@ def read_voc(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadRes
     for image_id in todo:
         if image_id in truth:
             result.cell_truth[image_id] = truth[image_id]
+        if karyotype.get(image_id):
+            result.cell_karyotype[image_id] = karyotype[image_id]
     result.records.sort(key=lambda r: (r["source"], int(r["instance_id"].rsplit("/", 1)[1])))
     return result
 

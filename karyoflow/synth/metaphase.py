@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from karyoflow.iscn import iscn_karyotype
 from karyoflow.labels import LABELS, canonical_label, label_index
 from karyoflow.synth.ideogram import ChromosomeIdeogram, load_ideogram
 from karyoflow.synth.render import RenderedChromosome, od_to_grey, render_chromosome
@@ -115,37 +115,6 @@ def karyotype_labels(sex: str = "XY", abnormality: str | None = None) -> list[st
     for token in text.split(","):
         _apply_token(labels, token, str(abnormality))
     return _sorted(labels)
-
-
-def iscn_karyotype(labels: Sequence[str]) -> str:
-    """ISCN numeric summary of a cell's chromosome labels.
-
-    Parameters
-    ----------
-    labels : sequence of str
-        Chromosome names (any form :func:`karyoflow.labels.canonical_label` accepts).
-
-    Returns
-    -------
-    str
-        Count, sex chromosomes (X before Y), then autosomal gains ``+N`` and losses ``-N``
-        in chromosome order.
-
-    Examples
-    --------
-    >>> iscn_karyotype(karyotype_labels("XY", "+21"))
-    '47,XY,+21'
-    >>> iscn_karyotype(karyotype_labels("XY", "+X")), iscn_karyotype(karyotype_labels("XX", "-X"))
-    ('47,XXY', '45,X')
-    >>> iscn_karyotype(karyotype_labels("XY", "+13,+21"))
-    '48,XY,+13,+21'
-    """
-    counts = Counter(canonical_label(lab) for lab in labels)
-    parts = [str(sum(counts.values())), "X" * counts["X"] + "Y" * counts["Y"]]
-    for lab in AUTOSOMES:
-        delta = counts[lab] - 2
-        parts += [f"+{lab}"] * max(delta, 0) + [f"-{lab}"] * max(-delta, 0)
-    return ",".join(p for p in parts if p)
 
 
 @dataclass

@@ -47,16 +47,19 @@ def run_evaluation(
     select_by: str,
     decode: Mapping[str, Any],
     seed: int,
+    calibration_files: Sequence[str] = (),
     tta: str = "none",
     tracking: Mapping[str, Any],
     outputs: Mapping[str, str | Path],
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Evaluate and write ``metrics.json``, ``per_class.csv``, ``cells.csv``, confusion PNG.
+    """Evaluate and write ``metrics.json``, ``per_class.csv``, ``cells.csv``,
+    ``cases.csv``, the confusion matrix, reliability diagram and review trade-off.
 
-    ``decode``: karyotype-decoding options (the ``evaluate`` config section; its ``tta``
-    key is ignored here); ``tta``: test-time views averaged
-    (:data:`karyoflow.train.views.TTA_MODES`).
+    ``decode``: the ``evaluate`` config section (assignment-decoder options, ``call``
+    and ``cases``; its ``tta`` key is ignored here); ``tta``: test-time views averaged
+    (:data:`karyoflow.train.views.TTA_MODES`); ``calibration_files``: the
+    ``calibration.json`` of each grid point (the chosen point's is applied).
     """
     from karyoflow.train import devices
 
@@ -84,8 +87,15 @@ def run_evaluation(
         for c, t in df.groupby("cell_id")["cell_truth"].first().items()
         if t  # cells without truth are compared with the ISCN of their true labels
     }
-    decode_kw = {k: v for k, v in decode.items() if v is not None and k != "tta"}
+    decode_kw = {
+        k: v
+        for k, v in decode.items()
+        if v is not None and k in ("extra_copy_penalty", "max_copies")
+    }
     kar = karyotype_report(test.labels, proba, test.cell_ids, truth, **decode_kw)
+    calls = _evaluate_calls(
+        proba, test, df, path, calibration_files, decode, dataset, model, point, outputs
+    )
     metrics = {
         "dataset": dataset,
         "model": model,
@@ -100,11 +110,16 @@ def run_evaluation(
         "karyotype_cells_comparable": kar["n_comparable"],
         "karyotype_match_flat": kar["karyotype_match_flat"],
         "karyotype_match_decoded": kar["karyotype_match_decoded"],
+        **calls["metrics"],
         "decode": decode_kw,
         "tta": tta,
     }
     per_class = pd.DataFrame([{"label": lab, **vals} for lab, vals in report["per_class"].items()])
-    cells = pd.DataFrame(kar["cells"])
+    cells = pd.DataFrame(kar["cells"]).merge(
+        calls["cells"].add_prefix("call_").rename(columns={"call_cell": "cell"}),
+        on="cell",
+        how="left",
+    )
     with atomic_path(outputs["per_class"]) as tmp:
         per_class.to_csv(tmp, index=False, lineterminator="\n")
     with atomic_path(outputs["cells"]) as tmp:
@@ -140,7 +155,7 @@ def run_evaluation(
 
         numeric = {f"test_{k}": float(v) for k, v in metrics.items() if _is_number(v)}
         mlflow.log_metrics(numeric)
-        for out in ("per_class", "cells", "confusion"):
+        for out in ("per_class", "cells", "cases", "confusion", "reliability", "review"):
             mlflow.log_artifact(str(outputs[out]))
         trk.register_evaluated(
             path,
@@ -150,7 +165,13 @@ def run_evaluation(
             float(metrics["accuracy"]),
             greater_is_better=True,
             job=tracking,
-            tags={"dataset": dataset, "model": model, "grid_point": point},
+            tags={
+                "dataset": dataset,
+                "model": model,
+                "grid_point": point,
+                "calibration_temperature": f"{calls['metrics']['calibration_temperature']:g}",
+                "review_min_posterior": f"{calls['metrics']['review_min_posterior']:g}",
+            },
             log=log,
         )
         metrics["mlflow_run_id"] = run.info.run_id
@@ -160,9 +181,147 @@ def run_evaluation(
         f"[evaluate] {dataset} {model}: accuracy {metrics['accuracy']:.4f}, decoded "
         f"{metrics['accuracy_decoded']:.4f}, Denver {metrics['denver_accuracy']:.4f}, "
         f"karyotype match {metrics['karyotype_match_flat']} -> "
-        f"{metrics['karyotype_match_decoded']}"
+        f"{metrics['karyotype_match_decoded']} (assignment) / "
+        f"{metrics['karyotype_match_call']} (call; {metrics['call_flagged_share']} flagged, "
+        f"{metrics['call_unflagged_match']} of the rest exact); ECE "
+        f"{metrics['ece_before']:.4f} -> {metrics['ece_after']:.4f}"
     )
     return metrics
+
+
+def _evaluate_calls(
+    proba: np.ndarray,
+    test: Any,
+    manifest: pd.DataFrame,
+    model_path: str,
+    calibration_files: Sequence[str],
+    settings: Mapping[str, Any],
+    dataset: str,
+    model: str,
+    point: str,
+    outputs: Mapping[str, str | Path],
+) -> dict[str, Any]:
+    """Calibrated probabilities, the hypothesis call of every test cell, review
+    trade-off and case calls; writes ``cases``, ``reliability``, ``review``."""
+    from karyoflow.evaluate.calibration import (
+        expected_calibration_error,
+        load_calibration,
+        negative_log_likelihood,
+        reliability_curve,
+    )
+    from karyoflow.evaluate.cells import call_cells, case_calls, case_ids, cell_truths
+    from karyoflow.evaluate.cells import review_curve as make_review_curve
+    from karyoflow.evaluate.hypotheses import resolve_call_params
+    from karyoflow.evaluate.plots import plot_reliability, plot_review_curve
+
+    match = [c for c in calibration_files if Path(c).parent == Path(model_path).parent]
+    cal = load_calibration(match[0] if match else None)
+    calibrated = cal.apply(proba)
+    par = resolve_call_params(settings.get("call"))
+    threshold = review_threshold(par["review"]["min_posterior"], cal)
+    par["review"]["min_posterior"] = threshold
+    truth = cell_truths(manifest)
+    cells, calls = call_cells(
+        calibrated, test.cell_ids, y_true=test.labels, truth=truth, params=par
+    )
+    curve = make_review_curve(cells)
+    cases_cfg = dict(settings.get("cases") or {})
+    cases = case_ids(
+        list(calls), pattern=cases_cfg.get("pattern"), table=read_case_table(cases_cfg.get("table"))
+    )
+    case_table = (
+        case_calls(calls, cases, truth=truth, params={**cases_cfg, "prior": par["prior"]})
+        if par["mode"] == "hypotheses"
+        else pd.DataFrame()
+    )
+    with atomic_path(outputs["cases"]) as tmp:
+        case_table.to_csv(tmp, index=False, lineterminator="\n")
+    name = f"{dataset} / {model} ({point})"
+    y = test.labels
+    plot_reliability(
+        {
+            f"network (ECE {expected_calibration_error(proba, y):.1%})": reliability_curve(
+                proba, y
+            ),
+            f"T = {cal.temperature:.2f} (ECE {expected_calibration_error(calibrated, y):.1%})": (
+                reliability_curve(calibrated, y)
+            ),
+        },
+        outputs["reliability"],
+        title=f"{name}: test reliability",
+    )
+    plot_review_curve(
+        {"test": curve}, outputs["review"], chosen=threshold, title=f"{name}: review trade-off"
+    )
+    known = cells[cells["match"].notna()] if len(cells) else cells
+    unflagged = known[~known["review"]] if len(known) else known
+    normal = cells[cells["truth_normal"] == True] if len(cells) else cells  # noqa: E712
+    abnormal = cells[cells["truth_normal"] == False] if len(cells) else cells  # noqa: E712
+    metrics = {
+        "calibration_temperature": float(cal.temperature),
+        "calibration_fitted_on": cal.fitted_on,
+        "ece_before": expected_calibration_error(proba, y),
+        "ece_after": expected_calibration_error(calibrated, y),
+        "nll_before": negative_log_likelihood(proba, y),
+        "nll_after": negative_log_likelihood(calibrated, y),
+        "call_mode": par["mode"],
+        "karyotype_match_call": _share(known["match"]) if len(known) else None,
+        "call_accuracy_decoded": (
+            float(cells["correct"].sum() / len(test)) if len(test) and len(cells) else None
+        ),
+        "review_min_posterior": float(threshold),
+        "call_flagged_share": float(cells["review"].mean()) if len(cells) else None,
+        "call_unflagged_cells": len(unflagged),
+        "call_unflagged_match": _share(unflagged["match"]) if len(unflagged) else None,
+        "call_wrong_unflagged": int((~unflagged["match"].astype(bool)).sum()),
+        "call_specificity": _share(normal["call_normal"]) if len(normal) else None,
+        "call_sensitivity": _share(~abnormal["call_normal"].astype(bool))
+        if len(abnormal)
+        else None,
+        "cases": len(case_table),
+        "case_match": (
+            _share(case_table["match"].dropna())
+            if len(case_table) and case_table["match"].notna().any()
+            else None
+        ),
+    }
+    return {"metrics": metrics, "cells": cells}
+
+
+def _share(values: pd.Series) -> float | None:
+    vals = pd.Series(values).dropna()
+    return float(vals.astype(bool).mean()) if len(vals) else None
+
+
+def review_threshold(configured: Any, calibration: Any) -> float:
+    """The review posterior threshold in use: a number from the config, or for
+    ``"auto"`` the one chosen on val (``calibration.json``; the fallback 0.95 when none
+    was)."""
+    from karyoflow.evaluate.hypotheses import FALLBACK_MIN_POSTERIOR
+
+    if configured == "auto":
+        chosen = float(calibration.review_min_posterior)
+        return chosen if np.isfinite(chosen) else FALLBACK_MIN_POSTERIOR
+    return float(configured)
+
+
+def read_case_table(path: str | Path | None) -> dict[str, str] | None:
+    """``cell_id,case_id`` CSV -> dict (``None`` for no table).
+
+    Raises
+    ------
+    ValueError
+        ``"<file>: <reason>"`` for a missing file or wrong columns.
+    """
+    if not path:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: case table not found")
+    table = pd.read_csv(p, dtype=str, keep_default_na=False)
+    if not {"cell_id", "case_id"} <= set(table.columns):
+        raise ValueError(f"{p}: a case table needs the columns cell_id,case_id")
+    return dict(zip(table["cell_id"], table["case_id"], strict=True))
 
 
 def _is_number(value: Any) -> bool:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from karyoflow.fileutil import file_sha256
+from karyoflow.iscn import validate_iscn
 from karyoflow.train.tracking import TRACKING_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -125,8 +126,34 @@ def test_classification_prediction_and_report(repo, tiny_run):
         cell = res / "predict/voc/cells" / row.folder
         assert (cell / "karyogram.png").stat().st_size > 1000
         table = pd.read_csv(cell / "chromosomes.csv")
-        assert len(table) == row.count == int(str(row.iscn).split(",")[0])
+        assert len(table) == row.objects  # every object classified; the call counts apart
+        assert row.count == int(str(row.iscn).split(",")[0])
         assert str(row.truth).startswith(("45", "46", "47"))
+        summary_json = json.loads((cell / "summary.json").read_text())
+        assert 0.0 < summary_json["posterior"] <= 1.0
+        assert summary_json["review"] == bool(summary_json["review_reasons"])
+        assert validate_iscn(summary_json["iscn"]) == []
+    # calibration beside the model, applied in evaluate; calls end to end
+    point = next((res / "train/voc/karyonet_fast").iterdir())
+    calibration = json.loads((point / "calibration.json").read_text())
+    assert calibration["fitted_on"] == "val" and calibration["temperature"] > 0
+    assert metrics["calibration_temperature"] == calibration["temperature"]
+    assert metrics["karyotype_cells_comparable"] == len(test_cells)
+    assert 0.0 <= metrics["call_flagged_share"] <= 1.0
+    cells = pd.read_csv(res / "evaluate/voc/karyonet_fast/cells.csv")
+    assert {"call_iscn", "call_posterior", "call_review", "call_reasons"} <= set(cells.columns)
+    calls = json.loads((res / "calls/voc/metrics.json").read_text())
+    assert calls["detector"] == "learned"
+    for source in ("annotated", "detected"):
+        pooled = calls[source]["all"]
+        assert pooled["cells"] == len(test_cells)
+        assert 0.0 <= pooled["placed"] <= pooled["found"] <= 1.0
+    assert calls["annotated"]["all"]["found"] == 1.0  # the annotated boxes are the truth
+    per_cell = pd.read_csv(res / "calls/voc/cells.csv")
+    assert len(per_cell) == 2 * len(test_cells)
+    assert all(validate_iscn(x) == [] for x in per_cell["iscn"])
+    cases = pd.read_csv(res / "calls/voc/cases.csv")
+    assert all(validate_iscn(x) == [] for x in cases["iscn"])
     # one HTML report with the karyograms, QC sheets and training figures
     report = workdir / "report.html"
     proc = run_workflow(

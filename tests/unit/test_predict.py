@@ -73,21 +73,63 @@ def test_classifier_test_time_views(classifier, tmp_path):
 
 def test_predict_cell_with_given_boxes(classifier, metaphase):
     pred = predict_cell(metaphase["grey"], classifier, boxes=metaphase["boxes"])
-    assert pred.count + len(pred.rejected) == len(metaphase["boxes"]) == 46
+    assert pred.objects + len(pred.rejected) == len(metaphase["boxes"]) == 46
     assert ISCN.match(pred.iscn), pred.iscn
     assert pred.count == int(pred.iscn.split(",")[0])
-    assert pred.karyogram.ndim == 3 and pred.overlay.shape[:2] == metaphase["grey"].shape
+    assert pred.karyogram.ndim == 3 and pred.overlay.shape[1] == metaphase["grey"].shape[1]
+    assert pred.overlay.shape[0] > metaphase["grey"].shape[0]  # the call written above it
     table = pred.table()
-    assert len(table) == pred.count and set(table["label"]) <= set(
+    assert len(table) == pred.objects and set(table["label"]) <= set(
         [str(i) for i in range(1, 23)] + ["X", "Y"]
     )
     assert ((table.probability >= 0) & (table.probability <= 1)).all()
     assert set(pred.timings) == {"detect", "preprocess", "classify", "decode_and_render"}
 
 
+def test_calibration_beside_the_model_is_applied(classifier, tmp_path):
+    """``calibration.json`` beside ``model.keras`` rescales every prediction."""
+    import dataclasses
+    import shutil
+
+    from karyoflow.evaluate.calibration import apply_temperature
+
+    model = tmp_path / "model.keras"
+    shutil.copy(classifier.source, model)
+    (tmp_path / "calibration.json").write_text(
+        json.dumps({"temperature": 3.0, "fitted_on": "val", "review_min_posterior": 0.9})
+    )
+    calibrated = load_classifier(model)
+    assert calibrated.calibration.temperature == 3.0
+    crops = (np.random.default_rng(1).random((4, 96, 48)) * 255).astype(np.uint8)
+    sizes = np.full((4, 2), 0.5, np.float32)
+    raw = dataclasses.replace(calibrated, calibration=None).predict(crops, sizes)
+    np.testing.assert_allclose(
+        calibrated.predict(crops, sizes), apply_temperature(raw, 3.0), rtol=0, atol=1e-6
+    )
+    (tmp_path / "calibration.json").write_text("[1]")
+    with pytest.raises(ValueError, match=r"calibration\.json: not a calibration"):
+        load_classifier(model)
+
+
+def test_predict_cell_call_and_review(classifier, metaphase):
+    pred = predict_cell(metaphase["grey"], classifier, boxes=metaphase["boxes"])
+    summary = pred.summary()
+    assert 0.0 < summary["posterior"] <= 1.0 and summary["runner_up"]
+    assert summary["review"] == bool(summary["review_reasons"]) == pred.review
+    assert summary["objects"] == pred.objects
+    # the untrained model is unsure of every chromosome: the call must be flagged
+    assert pred.review and any("uncertain" in r for r in pred.reasons)
+    flat = predict_cell(metaphase["grey"], classifier, boxes=metaphase["boxes"], decode=False)
+    assert flat.summary()["posterior"] is None
+    assign = predict_cell(
+        metaphase["grey"], classifier, boxes=metaphase["boxes"], call={"mode": "assignment"}
+    )
+    assert assign.count == assign.objects == 46 - len(assign.rejected)
+
+
 def test_predict_cell_detects_without_boxes(classifier, metaphase):
     pred = predict_cell(metaphase["grey"], classifier)
-    assert 30 <= pred.count <= 60  # the detector finds roughly the 46 chromosomes
+    assert 30 <= pred.objects <= 60  # the detector finds roughly the 46 chromosomes
 
 
 def test_predict_cell_uses_a_given_detector(classifier, metaphase):
@@ -103,7 +145,7 @@ def test_predict_cell_uses_a_given_detector(classifier, metaphase):
 
     pred = predict_cell(metaphase["grey"], classifier, detector=detector)
     assert seen == [metaphase["grey"].shape]
-    assert pred.count + len(pred.rejected) == 10
+    assert pred.objects + len(pred.rejected) == 10
 
 
 def test_read_boxes_strict(metaphase, tmp_path):
@@ -187,14 +229,15 @@ def test_api_predict_metaphase_and_crop(server, metaphase):
     data = metaphase["image"].read_bytes()
     status, body = _post(server + "/api/predict", data, "image/png")
     assert status == 200, body
-    assert ISCN.match(body["iscn"]) and body["count"] == len(body["chromosomes"])
+    assert ISCN.match(body["iscn"]) and body["objects"] == len(body["chromosomes"])
+    assert body["count"] == int(body["iscn"].split(",")[0]) and "review" in body
     assert body["karyogram_png"].startswith("data:image/png;base64,")
     png = base64.b64decode(body["karyogram_png"].split(",", 1)[1])
     assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).ndim == 3
     # JSON body with boxes: all 46 given boxes are used
     payload = {"image": base64.b64encode(data).decode(), "boxes": metaphase["boxes"].tolist()}
     status, body = _post(server + "/api/predict", json.dumps(payload).encode(), "application/json")
-    assert status == 200 and body["count"] + len(body["rejected_boxes"]) == 46
+    assert status == 200 and body["objects"] + len(body["rejected_boxes"]) == 46
     # one crop
     x0, y0, x1, y1 = metaphase["boxes"][0]
     _, crop = cv2.imencode(".png", metaphase["grey"][y0 - 4 : y1 + 4, x0 - 4 : x1 + 4])

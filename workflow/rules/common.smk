@@ -176,11 +176,15 @@ def grid_metrics(wildcards):
     ]
 
 
-def model_files(wildcards):
+def model_files(wildcards, name="model.keras"):
     return [
-        f"{RESULTS}/train/{wildcards.dataset}/{wildcards.model}/{p}/model.keras"
+        f"{RESULTS}/train/{wildcards.dataset}/{wildcards.model}/{p}/{name}"
         for p in grid()
     ]
+
+
+def calibration_files(wildcards):
+    return model_files(wildcards, "calibration.json")
 
 
 CENTROMERE = config["centromere"]
@@ -343,11 +347,35 @@ def predict_detector(wildcards):
     return [f"{RESULTS}/detect/{wildcards.dataset}/learned/model.keras"]
 
 
-def all_model_files(wildcards):
+CALLS = config["calls"]
+
+
+def calls_datasets():
+    """Trained VOC datasets whose calls are evaluated end to end (calls.datasets or all)."""
+    if not (CALLS["enabled"] and TRAIN["enabled"]):
+        return []
+    voc = [d for d in train_datasets() if config["datasets"][d]["kind"] == "voc"]
+    chosen = CALLS["datasets"]
+    return voc if chosen is None else [d for d in voc if d in chosen]
+
+
+def calls_detector(wildcards):
+    """The learned detector for evaluate_calls' image-only pass (none: the classical)."""
+    choice = CALLS["detector"]
+    if choice == "auto":
+        learned = wildcards.dataset in learned_detect_datasets()
+        choice = "learned" if learned else "classical"
+    if choice != "learned":
+        return []
+    return [f"{RESULTS}/detect/{wildcards.dataset}/learned/model.keras"]
+
+
+def all_model_files(wildcards, names=("model.keras", "calibration.json")):
     return [
-        f"{RESULTS}/train/{wildcards.dataset}/{m}/{p}/model.keras"
+        f"{RESULTS}/train/{wildcards.dataset}/{m}/{p}/{name}"
         for m in TRAIN["models"]
         for p in grid()
+        for name in names
     ]
 
 
@@ -386,6 +414,8 @@ def all_outputs():
     outputs += overlaps_outputs()
     for name in predict_datasets():
         outputs.append(f"{RESULTS}/predict/{name}/summary.csv")
+    for name in calls_datasets():
+        outputs.append(f"{RESULTS}/calls/{name}/metrics.json")
     return outputs
 
 
@@ -436,8 +466,13 @@ def mlflow_end(status):
         results += [
             f"{RESULTS}/evaluate/{name}/{m}/{table}"
             for m in TRAIN["models"]
-            for table in ("metrics.json", "per_class.csv", "cells.csv")
+            for table in ("metrics.json", "per_class.csv", "cells.csv", "cases.csv")
         ]
+    results += [
+        f"{RESULTS}/calls/{n}/{table}"
+        for n in calls_datasets()
+        for table in ("metrics.json", "cells.csv", "cases.csv")
+    ]
     results += [
         f"{RESULTS}/centromere/{m}/test/metrics.json" for m in centromere_models()
     ]

@@ -1,5 +1,7 @@
 # Whole cells: the best classifier of each trained VOC dataset on every cell of a split
-# -> karyogram, boxes, chromosome table and ISCN count per cell (karyoflow predict).
+# -> karyogram, boxes, chromosome table and karyotype call per cell (karyoflow predict);
+# the call end to end against each cell's truth, from the annotated boxes and from the
+# image alone (docs/calls.md).
 
 
 rule predict_cells:
@@ -30,5 +32,43 @@ rule predict_cells:
         preprocess=PREPROCESS["params"],
         detect=config["detect"]["params"],
         tta=config["evaluate"]["tta"],
+        call=config["evaluate"]["call"],
+        cases=config["evaluate"]["cases"],
     script:
         "../scripts/predict_cells.py"
+
+
+rule evaluate_calls:
+    input:
+        best=f"{RESULTS}/train/{{dataset}}/best.json",
+        models=all_model_files,
+        manifest=manifest_path("{dataset}"),
+        detector=calls_detector,
+    output:
+        metrics=f"{RESULTS}/calls/{{dataset}}/metrics.json",
+        cells=f"{RESULTS}/calls/{{dataset}}/cells.csv",
+        cases=f"{RESULTS}/calls/{{dataset}}/cases.csv",
+        figure=report(
+            f"{RESULTS}/calls/{{dataset}}/calls.png",
+            caption="../report/calls.rst",
+            category="Karyotype calls",
+            subcategory="{dataset}",
+            labels={"figure": "end to end"},
+        ),
+    log:
+        f"{RESULTS}/logs/evaluate_calls/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate_calls/{{dataset}}.tsv"
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    params:
+        splits=CALLS["splits"],
+        preprocess=PREPROCESS["params"],
+        detect=config["detect"]["params"],
+        call=config["evaluate"]["call"],
+        cases=config["evaluate"]["cases"],
+        tta=config["evaluate"]["tta"],
+        tracking=TRACKING,
+    script:
+        "../scripts/evaluate_calls.py"

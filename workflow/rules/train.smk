@@ -34,6 +34,40 @@ rule train:
         "../scripts/train.py"
 
 
+rule calibrate:
+    input:
+        model=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/model.keras",
+        metrics=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/metrics.json",
+        val=train_file("val"),
+        manifest=manifest_path("{dataset}"),
+    output:
+        calibration=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/calibration.json",
+        reliability=report(
+            f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/reliability.png",
+            caption="../report/reliability.rst",
+            category="Training",
+            subcategory="{dataset}",
+            labels={
+                "model": "{model}",
+                "grid point": "{point}",
+                "figure": "reliability",
+            },
+        ),
+        review=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/val_review.png",
+    log:
+        f"{RESULTS}/logs/calibrate/{{dataset}}/{{model}}/{{point}}.log",
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    params:
+        call=config["evaluate"]["call"],
+        tta=config["evaluate"]["tta"],
+        seed=SEED,
+        tracking=TRACKING,
+    script:
+        "../scripts/calibrate.py"
+
+
 rule grid_summary:
     input:
         metrics=grid_metrics,
@@ -61,12 +95,28 @@ rule evaluate:
     input:
         grid=f"{RESULTS}/train/{{dataset}}/grid.csv",
         models=model_files,
+        calibrations=calibration_files,
         test=train_file("test"),
         manifest=manifest_path("{dataset}"),
     output:
         metrics=f"{RESULTS}/evaluate/{{dataset}}/{{model}}/metrics.json",
         per_class=f"{RESULTS}/evaluate/{{dataset}}/{{model}}/per_class.csv",
         cells=f"{RESULTS}/evaluate/{{dataset}}/{{model}}/cells.csv",
+        cases=f"{RESULTS}/evaluate/{{dataset}}/{{model}}/cases.csv",
+        reliability=report(
+            f"{RESULTS}/evaluate/{{dataset}}/{{model}}/reliability.png",
+            caption="../report/reliability.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "figure": "reliability (test)"},
+        ),
+        review=report(
+            f"{RESULTS}/evaluate/{{dataset}}/{{model}}/review.png",
+            caption="../report/review.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"model": "{model}", "figure": "review trade-off"},
+        ),
         confusion=report(
             f"{RESULTS}/evaluate/{{dataset}}/{{model}}/confusion.png",
             caption="../report/confusion.rst",

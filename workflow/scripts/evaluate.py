@@ -12,6 +12,7 @@ run_logged(
         model=sm.wildcards.model,
         grid_csv=sm.input.grid,
         model_files=list(sm.input.models),
+        calibration_files=list(sm.input.calibrations),
         test_file=sm.input.test,
         manifest=sm.input.manifest,
         select_by=sm.params.select_by,

@@ -20,5 +20,7 @@ run_logged(
         log=log,
         detector_model=detector[0] if detector else None,
         tta=sm.params.tta,
+        call=sm.params.call,
+        cases=sm.params.cases,
     ),
 )
