@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from karyoflow.evaluate.hypotheses import (
     resolve_call_params,
     review_reasons,
 )
+from karyoflow.evaluate.karyotype import cell_groups
 from karyoflow.iscn import (
     NORMAL,
     compare_karyotype,
@@ -88,16 +89,6 @@ def cell_truths(manifest: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _groups(cell_ids: ArrayLike, n: int) -> list[tuple[Hashable, np.ndarray]]:
-    ids = np.asarray(cell_ids, dtype=object).reshape(-1)
-    if ids.shape != (n,):
-        raise ValueError(f"cell_ids must have shape ({n},), got {ids.shape}")
-    groups: dict[Hashable, list[int]] = {}
-    for i, cell in enumerate(ids.tolist()):
-        groups.setdefault(cell, []).append(i)
-    return [(cell, np.asarray(rows, dtype=np.int64)) for cell, rows in groups.items()]
-
-
 def call_cells(
     proba: ArrayLike,
     cell_ids: ArrayLike,
@@ -137,7 +128,7 @@ def call_cells(
     t = None if y_true is None else np.asarray(y_true, dtype=np.int64).reshape(-1)
     table = karyotype_hypotheses(par["prior"]) if par["mode"] == "hypotheses" else None
     rows, calls = [], {}
-    for cell, idx in _groups(cell_ids, p.shape[0]):
+    for cell, idx in cell_groups(cell_ids, p.shape[0]):
         call = call_karyotype(p[idx], par, hypotheses=table)
         calls[str(cell)] = call
         prob = p[idx][np.arange(idx.size), call.labels] if idx.size else np.zeros(0)
@@ -188,9 +179,14 @@ def _truth_normal(truth: str | None) -> bool | None:
     return parsed.count == 46 and not parsed.changes and parsed.sex in (None, "XX", "XY")
 
 
-def review_curve(cells: pd.DataFrame, thresholds: Sequence[float] | None = None) -> pd.DataFrame:
+def review_curve(
+    cells: pd.DataFrame,
+    thresholds: Sequence[float] | None = None,
+    *,
+    other_reasons: bool = True,
+) -> pd.DataFrame:
     """Share flagged vs exact-call accuracy of the unflagged cells, per posterior
-    threshold (the other review reasons as they are).
+    threshold (with the other review reasons as they are, or the posterior alone).
 
     Parameters
     ----------
@@ -198,6 +194,9 @@ def review_curve(cells: pd.DataFrame, thresholds: Sequence[float] | None = None)
         From :func:`call_cells` (``posterior``, ``reasons``, ``match``).
     thresholds : sequence of float, optional
         Default: 0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999.
+    other_reasons : bool
+        Flag for the other reasons too (count, uncertain chromosomes, sex, abnormal);
+        ``False``: the posterior alone.
 
     Returns
     -------
@@ -215,7 +214,9 @@ def review_curve(cells: pd.DataFrame, thresholds: Sequence[float] | None = None)
         cells["reasons"]
         .fillna("")
         .str.split("; ")
-        .apply(lambda rs: any(r and not r.startswith("low posterior") for r in rs))
+        .apply(
+            lambda rs: other_reasons and any(r and not r.startswith("low posterior") for r in rs)
+        )
         if len(cells)
         else pd.Series(dtype=bool)
     )

@@ -48,6 +48,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
+from karyoflow.evaluate.karyotype import check_proba
 from karyoflow.iscn import is_normal_iscn, iscn_from_counts
 from karyoflow.labels import LABELS, label_index
 
@@ -258,18 +259,6 @@ class KaryotypeCall:
         return not is_normal_iscn(self.iscn)
 
 
-def _as_proba(proba: ArrayLike) -> np.ndarray:
-    p = np.asarray(proba, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != _N:
-        raise ValueError(f"proba must have shape (n, {_N}), got {p.shape}")
-    if p.size and (not np.all(np.isfinite(p)) or p.min() < 0):
-        raise ValueError("proba must be finite and non-negative")
-    total = p.sum(axis=1, keepdims=True)
-    if np.any(total <= 0):
-        raise ValueError("every row of proba needs a positive sum")
-    return p / total
-
-
 def _sex_of(counts: np.ndarray) -> str:
     return "X" * int(counts[_X]) + "Y" * int(counts[_Y])
 
@@ -317,7 +306,7 @@ def call_karyotype(
     '46,XY'
     """
     par = resolve_call_params(params)
-    p = _as_proba(proba)
+    p = check_proba(proba)
     n = p.shape[0]
     if par["mode"] == "assignment":
         return _assignment_call(p, par)

@@ -33,7 +33,9 @@ __all__ = [
     "DEFAULT_EXTRA_COPY_PENALTY",
     "DecodeResult",
     "ParsedKaryotype",
+    "cell_groups",
     "cell_summary",
+    "check_proba",
     "compare_karyotype",
     "decode_cell",
     "decode_cells",
@@ -76,7 +78,14 @@ class DecodeResult:
     cost: float
 
 
-def _as_proba(proba: ArrayLike) -> np.ndarray:
+def check_proba(proba: ArrayLike) -> np.ndarray:
+    """Class probabilities ``(n, 24)`` as float64 with rows summing to 1.
+
+    Raises
+    ------
+    ValueError
+        A wrong shape, non-finite or negative values, or a row without mass.
+    """
     p = np.asarray(proba, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != _N_CLASSES:
         raise ValueError(f"proba must have shape (n, {_N_CLASSES}), got {p.shape}")
@@ -196,7 +205,7 @@ def decode_cell(
     >>> int(res.labels[6]), res.sex
     (4, 'XY')
     """
-    p = _as_proba(proba)
+    p = check_proba(proba)
     n = p.shape[0]
     lam = DEFAULT_EXTRA_COPY_PENALTY if extra_copy_penalty is None else float(extra_copy_penalty)
     max_copies = 4 if max_copies is None else int(max_copies)
@@ -225,7 +234,9 @@ def decode_cell(
     return best
 
 
-def _cell_groups(cell_ids: ArrayLike, n: int) -> list[tuple[Hashable, np.ndarray]]:
+def cell_groups(cell_ids: ArrayLike, n: int) -> list[tuple[Hashable, np.ndarray]]:
+    """``[(cell, row indices), ...]`` in first-appearance order (cells need not be
+    contiguous)."""
     ids = np.asarray(cell_ids, dtype=object)
     if ids.shape != (n,):
         raise ValueError(f"cell_ids must have shape ({n},), got {ids.shape}")
@@ -252,9 +263,9 @@ def decode_cells(proba: ArrayLike, cell_ids: ArrayLike, **kw: Any) -> np.ndarray
     >>> decode_cells(p, ["a", "a"]).tolist()  # two 1s is fine: nothing changes
     [0, 0]
     """
-    p = _as_proba(proba)
+    p = check_proba(proba)
     out = np.empty(p.shape[0], dtype=np.int64)
-    for _, rows in _cell_groups(cell_ids, p.shape[0]):
+    for _, rows in cell_groups(cell_ids, p.shape[0]):
         out[rows] = decode_cell(p[rows], **kw).labels
     return out
 
@@ -268,7 +279,7 @@ def group_proba(proba: ArrayLike) -> np.ndarray:
     >>> group_proba(p).round(2).tolist()
     [[0.5, 0.0, 0.3, 0.0, 0.0, 0.0, 0.2]]
     """
-    p = _as_proba(proba)
+    p = check_proba(proba)
     out = np.zeros((p.shape[0], len(GROUPS)))
     np.add.at(out.T, _GROUP_OF_INDEX, p.T)
     return out
@@ -288,7 +299,7 @@ def hierarchical_from_flat(proba: ArrayLike) -> np.ndarray:
     >>> int(p.argmax()), int(hierarchical_from_flat(p)[0])  # 0 is "1", 5 is "6"
     (0, 5)
     """
-    p = _as_proba(proba)
+    p = check_proba(proba)
     group = group_proba(p).argmax(axis=1)
     masked = np.where(_GROUP_OF_INDEX[None, :] == group[:, None], p, -1.0)
     return masked.argmax(axis=1).astype(np.int64)
@@ -363,7 +374,7 @@ def karyotype_report(
     >>> r["karyotype_match_flat"], r["karyotype_match_decoded"]
     (0.0, 1.0)
     """
-    p = _as_proba(proba)
+    p = check_proba(proba)
     t = np.asarray(y_true, dtype=np.int64).reshape(-1)
     if t.shape[0] != p.shape[0]:
         raise ValueError(f"y_true has {t.shape[0]} rows but proba has {p.shape[0]}")
@@ -373,7 +384,7 @@ def karyotype_report(
     hier = hierarchical_from_flat(p)
     decoded = np.empty_like(flat)
     cells: list[dict[str, Any]] = []
-    for cell, rows in _cell_groups(cell_ids, p.shape[0]):
+    for cell, rows in cell_groups(cell_ids, p.shape[0]):
         res = decode_cell(p[rows], **decode_kw)
         decoded[rows] = res.labels
         before, after = cell_summary(flat[rows]), cell_summary(res.labels)

@@ -79,7 +79,7 @@ def run_calibration(
     import keras
 
     from karyoflow.evaluate.calibration import reliability_curve
-    from karyoflow.evaluate.cells import cell_truths
+    from karyoflow.evaluate.cells import cell_truths, review_curve
     from karyoflow.evaluate.plots import plot_reliability, plot_review_curve
     from karyoflow.manifest import read_manifest
     from karyoflow.train.data import load_split
@@ -91,7 +91,7 @@ def run_calibration(
         log(f"[calibrate] {model_file}: no val split; probabilities left uncalibrated (T = 1)")
     proba = predict_proba(net, val, tta=tta) if len(val) else np.zeros((0, 24))
     truth = cell_truths(read_manifest(manifest))
-    cal, _, curve = calibrate_split(proba, val.labels, val.cell_ids, truth, call, tta=tta)
+    cal, cells, curve = calibrate_split(proba, val.labels, val.cell_ids, truth, call, tta=tta)
     payload = cal.to_dict()
     with atomic_path(outputs["calibration"]) as tmp:
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
@@ -105,7 +105,13 @@ def run_calibration(
     plot_reliability(curves, outputs["reliability"], title=f"{name}: val reliability")
     chosen = cal.review_min_posterior if np.isfinite(cal.review_min_posterior) else None
     plot_review_curve(
-        {"val": curve}, outputs["review"], chosen=chosen, title=f"{name}: review trade-off (val)"
+        {
+            "val, every reason": curve,
+            "val, posterior alone": review_curve(cells, other_reasons=False),
+        },
+        outputs["review"],
+        chosen=chosen,
+        title=f"{name}: review trade-off (val)",
     )
     log(
         f"[calibrate] {name}: T = {cal.temperature:.3f} on {cal.instances} val instances, "

@@ -229,8 +229,9 @@ def _evaluate_calls(
     cases = case_ids(
         list(calls), pattern=cases_cfg.get("pattern"), table=read_case_table(cases_cfg.get("table"))
     )
+    known_truth = {c: t for c, t in zip(cells["cell"], cells["truth"], strict=True) if t}
     case_table = (
-        case_calls(calls, cases, truth=truth, params={**cases_cfg, "prior": par["prior"]})
+        case_calls(calls, cases, truth=known_truth, params={**cases_cfg, "prior": par["prior"]})
         if par["mode"] == "hypotheses"
         else pd.DataFrame()
     )
@@ -251,7 +252,13 @@ def _evaluate_calls(
         title=f"{name}: test reliability",
     )
     plot_review_curve(
-        {"test": curve}, outputs["review"], chosen=threshold, title=f"{name}: review trade-off"
+        {
+            "test, every reason": curve,
+            "test, posterior alone": make_review_curve(cells, other_reasons=False),
+        },
+        outputs["review"],
+        chosen=threshold,
+        title=f"{name}: review trade-off",
     )
     known = cells[cells["match"].notna()] if len(cells) else cells
     unflagged = known[~known["review"]] if len(known) else known

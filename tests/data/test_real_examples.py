@@ -101,3 +101,15 @@ def test_taichung_split_stratifies_abnormal_cells(real_data):
     assert trisomy21["split"].nunique() >= 2, "rare karyotypes spread over the splits"
     share = cells["split"].value_counts(normalize=True)
     assert abs(share["train"] - 0.7) < 0.02 and abs(share["test"] - 0.2) < 0.02
+    # what the truth tables state numerically (manifest column cell_karyotype): every
+    # row of normal.csv is a normal cell whatever count its image shows (44-50)
+    states = cells["cell_karyotype"]
+    assert (states == "normal").sum() == 408
+    assert {"44", "45", "46", "47", "50"} <= set(cells.loc[states == "normal", "cell_truth"])
+    numerical = cells[(states != "normal") & (states != "")]
+    assert {"47,+21", "47,+18", "45,X", "47,+X", "47,+Y", "45,-Y", "47,+12"} <= set(
+        numerical["cell_karyotype"]
+    )
+    # of the 36 numerical rows, those stating a karyotype (not "47,unknow", "44,XX/XY",
+    # "46,21", "46,X" ...)
+    assert len(numerical) == 27

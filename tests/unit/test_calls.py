@@ -380,3 +380,18 @@ def test_truth_forms():
         }
     )
     assert cell_truths(df) == {"a": "normal", "b": "47,XY,+21"}
+
+
+def test_review_curve_with_the_posterior_alone():
+    cells = pd.DataFrame(
+        {
+            "posterior": [0.999, 0.6],
+            "reasons": ["", "abnormal: 45,X"],
+            "match": [True, False],
+        }
+    )
+    every = review_curve(cells, [0.0])
+    alone = review_curve(cells, [0.0, 0.9], other_reasons=False)
+    assert every["flagged_share"].tolist() == [0.5]
+    assert alone["flagged_share"].tolist() == [0.0, 0.5]
+    assert alone["unflagged_accuracy"].tolist() == [0.5, 1.0]
