@@ -42,6 +42,7 @@ from karyoflow.iscn import (
     parse_karyotype,
 )
 from karyoflow.labels import LABELS
+from karyoflow.readers.voc import numerical_truth
 
 __all__ = [
     "DEFAULT_CASES",
@@ -80,9 +81,7 @@ def cell_truths(manifest: pd.DataFrame) -> dict[str, str]:
         for col in cols:
             value = next((str(v) for v in group[col] if isinstance(v, str) and v), "")
             if col == "cell_truth":
-                parsed = parse_karyotype(value)
-                if parsed is None or (parsed.sex is None and parsed.changes is None):
-                    value = ""
+                value = numerical_truth(value)
             if value:
                 out[str(cell)] = value
                 break

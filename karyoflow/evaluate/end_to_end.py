@@ -23,10 +23,41 @@ import pandas as pd
 
 from karyoflow.fileutil import atomic_path
 
-__all__ = ["BOX_SOURCES", "cell_metrics", "pooled_metrics", "run_end_to_end"]
+__all__ = ["BOX_SOURCES", "cell_metrics", "detector_rates", "pooled_metrics", "run_end_to_end"]
 
 #: The two box sources: the annotation, and the image alone (a detector).
 BOX_SOURCES: tuple[str, ...] = ("annotated", "detected")
+
+
+def detector_rates(metrics_file: str | Path | None) -> dict[str, float]:
+    """The call's artefact rates for boxes from a detector, from its val split.
+
+    ``missing_rate`` = 1 - recall and ``extra_rate`` = 1 - precision on val, read from
+    the learned detector's ``train_metrics.json`` (``val_recall``, ``val_precision``: at
+    the threshold chosen on val) or the classical detector's ``metrics.json``
+    (``val.recall``, ``val.precision``). Empty when there is no file or no val figure.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "train_metrics.json"
+    >>> _ = f.write_text(json.dumps({"val_recall": 0.9, "val_precision": 0.95}))
+    >>> {k: round(v, 3) for k, v in detector_rates(f).items()}
+    {'missing_rate': 0.1, 'extra_rate': 0.05}
+    """
+    if not metrics_file or not Path(metrics_file).is_file():
+        return {}
+    data = json.loads(Path(metrics_file).read_text())
+    val = data.get("val") if isinstance(data.get("val"), dict) else {}
+    recall = data.get("val_recall", val.get("recall"))
+    precision = data.get("val_precision", val.get("precision"))
+    if not all(isinstance(v, int | float) and 0 < v <= 1 for v in (recall, precision)):
+        return {}
+    floor = 1e-4  # a perfect val split does not make a miss impossible
+    return {
+        "missing_rate": float(min(max(1.0 - recall, floor), 0.5)),
+        "extra_rate": float(min(max(1.0 - precision, floor), 0.5)),
+    }
 
 
 def cell_metrics(
@@ -131,6 +162,7 @@ def run_end_to_end(
     manifest: str | Path,
     splits: Sequence[str],
     detector_model: str | Path | None,
+    detector_metrics: str | Path | None = None,
     preprocess: Mapping[str, Any] | None,
     detect: Mapping[str, Any] | None,
     call: Mapping[str, Any] | None,
@@ -141,6 +173,10 @@ def run_end_to_end(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Call every cell of ``splits`` from its annotated boxes and from the image alone.
+
+    The image-only pass calls with the detector's own miss and false-box rates on val
+    (:func:`detector_rates` of ``detector_metrics``) instead of the configured
+    ``missing_rate`` / ``extra_rate``, when that file is given.
 
     ``outputs``: ``metrics`` (JSON: pooled figures per box source and split),
     ``cells`` (CSV, one row per cell and box source), ``cases`` (CSV), ``figure`` (PNG).
@@ -163,6 +199,13 @@ def run_end_to_end(
 
         detector, _ = learned_detector(detector_model)
         kind = "learned"
+    rates = detector_rates(detector_metrics)
+    calls_by_source = {"annotated": dict(call or {}), "detected": {**dict(call or {}), **rates}}
+    if rates:
+        log(
+            f"[calls] image-only pass: the detector's val rates, missing "
+            f"{rates['missing_rate']:.3f}, extra {rates['extra_rate']:.3f} ({detector_metrics})"
+        )
     df = read_manifest(manifest)
     rows = df[(df["kind"] == "metaphase") & df["split"].isin(list(splits))]
     truth = cell_truths(rows)
@@ -188,7 +231,7 @@ def run_end_to_end(
                 boxes=true_boxes if source == "annotated" else None,
                 preprocess=preprocess,
                 detect=detect,
-                call=call,
+                call=calls_by_source[source],
                 detector=detector if source == "detected" else None,
                 source=cell,
             )
@@ -220,7 +263,12 @@ def run_end_to_end(
             rate = (time.perf_counter() - start) / k
             log(f"[calls {k}/{len(cells)}] {rate:.2f} s per cell (both box sources)")
     table = pd.DataFrame(records)
-    metrics: dict[str, Any] = {"dataset": dataset, "splits": list(splits), "detector": kind}
+    metrics: dict[str, Any] = {
+        "dataset": dataset,
+        "splits": list(splits),
+        "detector": kind,
+        "detected_rates": rates or "config",
+    }
     for source in BOX_SOURCES:
         part = table[table["boxes"] == source] if len(table) else table
         metrics[source] = {"all": pooled_metrics(part)}
@@ -231,7 +279,9 @@ def run_end_to_end(
     case_tables = []
     for source in BOX_SOURCES:
         tmp_path = Path(outputs["cases"]).with_name(f".cases_{source}.csv")
-        t = write_case_calls(calls[source], tmp_path, cases=cases, call=call, truth=truth, log=log)
+        t = write_case_calls(
+            calls[source], tmp_path, cases=cases, call=calls_by_source[source], truth=truth, log=log
+        )
         tmp_path.unlink(missing_ok=True)
         case_tables.append(t.assign(boxes=source))
         several = t[t["cells"] > 1]

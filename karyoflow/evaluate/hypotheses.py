@@ -17,7 +17,8 @@ object's likelihood of being a ``c`` relative to an average chromosome is
 
 * object ``i`` in a slot of class ``c`` costs ``-log(24 p_i(c))``;
 * an extra object costs ``-log(extra_rate)``;
-* an empty slot costs ``-log(missing_rate / 46)`` (a lost chromosome is any one of 46).
+* an empty slot costs ``-log(missing_rate)`` (the chance that a given chromosome is
+  not among the objects: outside the field, hidden under another, missed by a detector).
 
 The best assignment is a linear assignment (Hungarian algorithm,
 :func:`scipy.optimize.linear_sum_assignment`) on an ``n x (slots + n)`` matrix, one
@@ -30,11 +31,15 @@ is sure of both.
 Defaults (:data:`DEFAULT_CALL`): priors for a general referral population of cultured
 cells (trisomy 21 1 %, 18 0.4 %, 13 0.2 %, 45,X 0.4 %, 47,XXY 0.2 %, 47,XXX and
 47,XYY 0.1 %, any other autosomal trisomy 0.02 % and monosomy 0.01 % each; the rest
-normal, half male); 5 % of cells show one chromosome fewer, 5 % one extra object.
+normal, half male); a chromosome is missing from the objects with probability 0.001
+(about 4.5 % of cells show one fewer: the share of normal Taichung cells counted at 45)
+and an object is debris with probability 0.05.
 A lab sets ``prior`` from its own referral population (the share of each abnormality
 among its cells: a prenatal service after an abnormal scan sees far more trisomies),
-and the two rates from its spreads (the share of normal cells counted at 45 and 47);
-karyograms cut by a person have neither missing nor extra objects.
+and the two rates from its spreads (the share of normal cells counted at 45, divided by
+46; the share of extra objects); karyograms cut by a person have neither missing nor
+extra objects, and boxes from a detector have its miss and false-box rates (the rule
+``evaluate_calls`` takes them from the detector's val split).
 """
 
 from __future__ import annotations
@@ -80,8 +85,8 @@ DEFAULT_CALL: dict[str, Any] = {
         "other_gain": 0.0002,  # each other autosomal trisomy
         "other_loss": 0.0001,  # each autosomal monosomy
     },
-    "missing_rate": 0.05,  # cells that show one chromosome fewer than they hold
-    "extra_rate": 0.05,  # cells with one extra object
+    "missing_rate": 0.001,  # a given chromosome is not among the objects
+    "extra_rate": 0.05,  # an object is not a chromosome (debris, a split chromosome)
     "review": {
         "min_posterior": "auto",  # below: flagged; "auto": chosen on val (target_accuracy)
         "target_accuracy": 0.98,  # exact calls among unflagged val cells, for "auto"
@@ -101,7 +106,7 @@ def resolve_call_params(params: Mapping[str, Any] | None = None) -> dict[str, An
     --------
     >>> p = resolve_call_params({"prior": {"trisomy": {"21": 0.05}}})
     >>> p["prior"]["trisomy"]["21"], p["prior"]["trisomy"]["18"], p["missing_rate"]
-    (0.05, 0.004, 0.05)
+    (0.05, 0.004, 0.001)
     """
 
     def merge(base: Mapping[str, Any], over: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -316,7 +321,7 @@ def call_karyotype(
     miss_rate, extra_rate = float(par["missing_rate"]), float(par["extra_rate"])
     if not (0 < miss_rate < 1 and 0 < extra_rate < 1):
         raise ValueError("missing_rate and extra_rate must be in (0, 1)")
-    miss_cost = -math.log(miss_rate / 46.0)
+    miss_cost = -math.log(miss_rate)
     extra_cost = -math.log(extra_rate)
     # object i in a slot of class c, relative to leaving the slot empty
     slot_cost = -np.log(_N * np.maximum(p, _EPS)) - miss_cost
@@ -418,7 +423,7 @@ def review_reasons(
     >>> p = np.full((45, 24), 0.002); p[np.arange(45), keep] = 0.954
     >>> c = call_karyotype(p)
     >>> c.iscn, review_reasons(c, p.max(1))
-    ('46,XY', ['low posterior (0.90 < 0.95)', 'count 45 (46 expected)'])
+    ('46,XY', ['low posterior (0.89 < 0.95)', 'count 45 (46 expected)'])
     """
     rv = resolve_call_params({"review": review})["review"]
     reasons = []

@@ -144,6 +144,8 @@ def test_classification_prediction_and_report(repo, tiny_run):
     assert {"call_iscn", "call_posterior", "call_review", "call_reasons"} <= set(cells.columns)
     calls = json.loads((res / "calls/voc/metrics.json").read_text())
     assert calls["detector"] == "learned"
+    rates = calls["detected_rates"]  # the image-only pass calls with the detector's val rates
+    assert 0 < rates["missing_rate"] <= 0.5 and 0 < rates["extra_rate"] <= 0.5
     for source in ("annotated", "detected"):
         pooled = calls[source]["all"]
         assert pooled["cells"] == len(test_cells)

@@ -370,6 +370,15 @@ def calls_detector(wildcards):
     return [f"{RESULTS}/detect/{wildcards.dataset}/learned/model.keras"]
 
 
+def calls_detector_metrics(wildcards):
+    """The detector's val figures (its miss and false-box rates) for the image-only pass."""
+    if calls_detector(wildcards):
+        return [f"{RESULTS}/detect/{wildcards.dataset}/learned/train_metrics.json"]
+    if wildcards.dataset in detect_datasets():
+        return [f"{RESULTS}/detect/{wildcards.dataset}/metrics.json"]
+    return []
+
+
 def all_model_files(wildcards, names=("model.keras", "calibration.json")):
     return [
         f"{RESULTS}/train/{wildcards.dataset}/{m}/{p}/{name}"

@@ -44,6 +44,7 @@ rule evaluate_calls:
         models=all_model_files,
         manifest=manifest_path("{dataset}"),
         detector=calls_detector,
+        detector_metrics=calls_detector_metrics,
     output:
         metrics=f"{RESULTS}/calls/{{dataset}}/metrics.json",
         cells=f"{RESULTS}/calls/{{dataset}}/cells.csv",

@@ -5,6 +5,7 @@ from karyoflow.runner import run_logged
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 detector = list(sm.input.get("detector") or [])
+rates = list(sm.input.get("detector_metrics") or [])
 
 run_logged(
     sm.log[0],
@@ -14,6 +15,7 @@ run_logged(
         manifest=sm.input.manifest,
         splits=sm.params.splits,
         detector_model=detector[0] if detector else None,
+        detector_metrics=rates[0] if rates else None,
         preprocess=sm.params.preprocess,
         detect=sm.params.detect,
         call=sm.params.call,
