@@ -269,3 +269,26 @@ def test_upload_page_in_browser(server, metaphase, browser_page):
     assert page.locator("#table tr").count() > 10
     width = page.evaluate("document.getElementById('karyogram').naturalWidth")
     assert width > 100  # the karyogram image decoded and is shown
+
+
+def test_calibration_of_a_registered_version(tmp_path):
+    """A ``models:/`` source (``champion``) takes the calibration from its version's tags."""
+    from mlflow.tracking import MlflowClient
+
+    from karyoflow.predict import _find_calibration
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.create_registered_model("karyoflow-classification")
+    v1 = client.create_model_version(
+        "karyoflow-classification",
+        source=str(tmp_path),
+        tags={"calibration_temperature": "0.55", "review_min_posterior": "0.9"},
+    )
+    client.set_registered_model_alias("karyoflow-classification", "champion", v1.version)
+    cal = _find_calibration("models:/karyoflow-classification@champion", uri)
+    assert cal.temperature == 0.55 and cal.review_min_posterior == 0.9
+    assert _find_calibration("models:/karyoflow-classification/1", uri).temperature == 0.55
+    client.create_model_version("karyoflow-classification", source=str(tmp_path))
+    assert _find_calibration("models:/karyoflow-classification/2", uri).temperature == 1.0
+    assert _find_calibration("models:/unknown/1", uri).temperature == 1.0
