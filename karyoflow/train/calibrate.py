@@ -16,7 +16,7 @@ import numpy as np
 
 from karyoflow.fileutil import atomic_path
 
-__all__ = ["calibrate_split", "run_calibration"]
+__all__ = ["calibrate_split", "run_calibration", "write_call_figures"]
 
 
 def calibrate_split(
@@ -78,9 +78,7 @@ def run_calibration(
     devices.configure(seed=seed, use_gpu=False)
     import keras
 
-    from karyoflow.evaluate.calibration import reliability_curve
-    from karyoflow.evaluate.cells import cell_truths, review_curve
-    from karyoflow.evaluate.plots import plot_reliability, plot_review_curve
+    from karyoflow.evaluate.cells import cell_truths
     from karyoflow.manifest import read_manifest
     from karyoflow.train.data import load_split
     from karyoflow.train.trainer import predict_proba
@@ -91,27 +89,14 @@ def run_calibration(
         log(f"[calibrate] {model_file}: no val split; probabilities left uncalibrated (T = 1)")
     proba = predict_proba(net, val, tta=tta) if len(val) else np.zeros((0, 24))
     truth = cell_truths(read_manifest(manifest))
-    cal, cells, curve = calibrate_split(proba, val.labels, val.cell_ids, truth, call, tta=tta)
+    cal, cells, _ = calibrate_split(proba, val.labels, val.cell_ids, truth, call, tta=tta)
     payload = cal.to_dict()
     with atomic_path(outputs["calibration"]) as tmp:
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
     name = "/".join(Path(model_file).parts[-4:-1])
-    curves = {}
-    if len(val):
-        curves[f"network (ECE {cal.ece_before:.1%})"] = reliability_curve(proba, val.labels)
-        curves[f"T = {cal.temperature:.2f} (ECE {cal.ece_after:.1%})"] = reliability_curve(
-            cal.apply(proba), val.labels
-        )
-    plot_reliability(curves, outputs["reliability"], title=f"{name}: val reliability")
     chosen = cal.review_min_posterior if np.isfinite(cal.review_min_posterior) else None
-    plot_review_curve(
-        {
-            "val, every reason": curve,
-            "val, posterior alone": review_curve(cells, other_reasons=False),
-        },
-        outputs["review"],
-        chosen=chosen,
-        title=f"{name}: review trade-off (val)",
+    write_call_figures(
+        proba, val.labels, cal, cells, outputs, split="val", name=name, chosen=chosen
     )
     log(
         f"[calibrate] {name}: T = {cal.temperature:.3f} on {cal.instances} val instances, "
@@ -120,6 +105,45 @@ def run_calibration(
     )
     _log_to_training_run(metrics_file, tracking, payload, outputs, log)
     return payload
+
+
+def write_call_figures(
+    proba: np.ndarray,
+    labels: np.ndarray,
+    calibration: Any,
+    cells: Any,
+    outputs: Mapping[str, str | Path],
+    *,
+    split: str,
+    name: str,
+    chosen: float | None,
+) -> None:
+    """The reliability diagram (network vs calibrated) and the review trade-off (every
+    reason vs the posterior alone) of one split's calls, to ``outputs["reliability"]``
+    and ``outputs["review"]``."""
+    from karyoflow.evaluate.calibration import expected_calibration_error, reliability_curve
+    from karyoflow.evaluate.cells import review_curve
+    from karyoflow.evaluate.plots import plot_reliability, plot_review_curve
+
+    curves = {}
+    if len(labels):
+        calibrated = calibration.apply(proba)
+        before = expected_calibration_error(proba, labels)
+        after = expected_calibration_error(calibrated, labels)
+        curves[f"network (ECE {before:.1%})"] = reliability_curve(proba, labels)
+        curves[f"T = {calibration.temperature:.2f} (ECE {after:.1%})"] = reliability_curve(
+            calibrated, labels
+        )
+    plot_reliability(curves, outputs["reliability"], title=f"{name}: {split} reliability")
+    plot_review_curve(
+        {
+            f"{split}, every reason": review_curve(cells),
+            f"{split}, posterior alone": review_curve(cells, other_reasons=False),
+        },
+        outputs["review"],
+        chosen=chosen,
+        title=f"{name}: review trade-off ({split})",
+    )
 
 
 def _log_to_training_run(

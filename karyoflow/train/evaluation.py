@@ -207,12 +207,10 @@ def _evaluate_calls(
         expected_calibration_error,
         load_calibration,
         negative_log_likelihood,
-        reliability_curve,
     )
     from karyoflow.evaluate.cells import call_cells, case_calls, case_ids, cell_truths
-    from karyoflow.evaluate.cells import review_curve as make_review_curve
     from karyoflow.evaluate.hypotheses import resolve_call_params
-    from karyoflow.evaluate.plots import plot_reliability, plot_review_curve
+    from karyoflow.train.calibrate import write_call_figures
 
     match = [c for c in calibration_files if Path(c).parent == Path(model_path).parent]
     cal = load_calibration(match[0] if match else None)
@@ -224,7 +222,6 @@ def _evaluate_calls(
     cells, calls = call_cells(
         calibrated, test.cell_ids, y_true=test.labels, truth=truth, params=par
     )
-    curve = make_review_curve(cells)
     cases_cfg = dict(settings.get("cases") or {})
     cases = case_ids(
         list(calls), pattern=cases_cfg.get("pattern"), table=read_case_table(cases_cfg.get("table"))
@@ -237,29 +234,11 @@ def _evaluate_calls(
     )
     with atomic_path(outputs["cases"]) as tmp:
         case_table.to_csv(tmp, index=False, lineterminator="\n")
-    name = f"{dataset} / {model} ({point})"
     y = test.labels
-    plot_reliability(
-        {
-            f"network (ECE {expected_calibration_error(proba, y):.1%})": reliability_curve(
-                proba, y
-            ),
-            f"T = {cal.temperature:.2f} (ECE {expected_calibration_error(calibrated, y):.1%})": (
-                reliability_curve(calibrated, y)
-            ),
-        },
-        outputs["reliability"],
-        title=f"{name}: test reliability",
-    )
-    plot_review_curve(
-        {
-            "test, every reason": curve,
-            "test, posterior alone": make_review_curve(cells, other_reasons=False),
-        },
-        outputs["review"],
+    write_call_figures(
+        proba, y, cal, cells, outputs, split="test", name=f"{dataset} / {model} ({point})",
         chosen=threshold,
-        title=f"{name}: review trade-off",
-    )
+    )  # fmt: skip
     known = cells[cells["match"].notna()] if len(cells) else cells
     unflagged = known[~known["review"]] if len(known) else known
     normal = cells[cells["truth_normal"] == True] if len(cells) else cells  # noqa: E712
