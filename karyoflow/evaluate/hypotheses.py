@@ -93,6 +93,7 @@ DEFAULT_CALL: dict[str, Any] = {
         "min_probability": 0.5,  # a chromosome below this (calibrated) is uncertain
         "max_uncertain": 2,  # more uncertain chromosomes than this: flagged
         "min_sex_posterior": 0.95,
+        "count": True,  # a cell of other than 46 objects is flagged
         "abnormal": True,  # every abnormal call is flagged for review
     },
 }
@@ -433,7 +434,7 @@ def review_reasons(
         thr = FALLBACK_MIN_POSTERIOR
     if math.isfinite(call.posterior) and call.posterior < float(thr):
         reasons.append(f"low posterior ({call.posterior:.2f} < {float(thr):g})")
-    if n != 46:
+    if rv["count"] and n != 46:
         reasons.append(f"count {n} (46 expected)")
     prob = np.asarray(probability, dtype=np.float64).reshape(-1)
     unsure = int(np.sum((prob < float(rv["min_probability"])) & ~call.extra))

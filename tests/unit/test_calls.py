@@ -395,3 +395,15 @@ def test_review_curve_with_the_posterior_alone():
     assert every["flagged_share"].tolist() == [0.5]
     assert alone["flagged_share"].tolist() == [0.0, 0.5]
     assert alone["unflagged_accuracy"].tolist() == [0.5, 1.0]
+
+
+def test_review_reasons_can_be_switched_off():
+    true = truth_of("XY")
+    p = cell(np.delete(true, rows_of(true, "16")[0]), 0.45)  # 45 objects, all unsure
+    res = call_karyotype(p)
+    every = review_reasons(res, p.max(1), {"min_posterior": 0.0})
+    assert any(r.startswith("count 45") for r in every)
+    assert any("uncertain chromosomes" in r for r in every)
+    off = {"min_posterior": 0.0, "count": False, "max_uncertain": 46, "min_sex_posterior": 0}
+    quiet = review_reasons(res, p.max(1), off)
+    assert quiet == []
