@@ -142,9 +142,15 @@ def test_evaluation_with_decoding(tiny):
             ("metrics", "m.json"),
             ("per_class", "p.csv"),
             ("cells", "c.csv"),
+            ("cases", "cases.csv"),
             ("confusion", "c.png"),
+            ("reliability", "r.png"),
+            ("review", "review.png"),
         ]
     }
+    model_file = _outputs(tiny, "adamw-lr0.003")["model"]
+    calibration = Path(model_file).with_name("calibration.json")
+    calibration.write_text('{"temperature": 2.0, "fitted_on": "val", "review_min_posterior": 0.5}')
     metrics = run_evaluation(
         dataset="tiny",
         model="karyonet_fast",
@@ -153,8 +159,9 @@ def test_evaluation_with_decoding(tiny):
         test_file=tiny / "data" / "test.h5",
         manifest=tiny / "manifest.parquet",
         select_by="val_accuracy",
-        decode={"extra_copy_penalty": None, "max_copies": 4},
+        decode={"extra_copy_penalty": None, "max_copies": 4, "call": {}, "cases": {}},
         seed=5,
+        calibration_files=[str(calibration)],
         tracking={
             "tracking_uri": f"sqlite:///{tiny / 'mlflow.db'}",
             "experiment": "test",
@@ -169,6 +176,12 @@ def test_evaluation_with_decoding(tiny):
     cells = pd.read_csv(outputs["cells"])
     assert len(cells) == 2 and cells["truth"].iloc[0] == "46,XY"
     assert len(pd.read_csv(outputs["per_class"])) == 24
+    # the calibration beside the chosen model is applied; its review threshold is used
+    assert metrics["calibration_temperature"] == 2.0 and metrics["review_min_posterior"] == 0.5
+    assert cells["call_iscn"].notna().all() and cells["call_review"].dtype == bool
+    assert len(pd.read_csv(outputs["cases"])) == 2  # each cell its own case
+    for key in ("reliability", "review"):
+        assert Path(outputs[key]).stat().st_size > 1000
 
 
 def test_training_options():
