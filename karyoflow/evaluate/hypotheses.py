@@ -44,6 +44,7 @@ extra objects, and boxes from a detector have its miss and false-box rates (the 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,8 +101,8 @@ DEFAULT_CALL: dict[str, Any] = {
 
 
 def resolve_call_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """:data:`DEFAULT_CALL` overlaid with ``params`` (nested dicts merged, ``None`` kept
-    out).
+    """A fresh copy of :data:`DEFAULT_CALL` overlaid with ``params`` (nested dicts merged,
+    ``None`` kept out); changing the result never changes the defaults.
 
     Examples
     --------
@@ -118,7 +119,7 @@ def resolve_call_params(params: Mapping[str, Any] | None = None) -> dict[str, An
             out[k] = merge(out[k], v) if isinstance(out.get(k), Mapping) else v
         return out
 
-    return merge(DEFAULT_CALL, params)
+    return merge(copy.deepcopy(DEFAULT_CALL), params)
 
 
 @dataclass(frozen=True)

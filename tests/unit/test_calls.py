@@ -407,3 +407,13 @@ def test_review_reasons_can_be_switched_off():
     off = {"min_posterior": 0.0, "count": False, "max_uncertain": 46, "min_sex_posterior": 0}
     quiet = review_reasons(res, p.max(1), off)
     assert quiet == []
+
+
+def test_resolved_params_are_a_copy():
+    from karyoflow.evaluate.hypotheses import DEFAULT_CALL
+
+    p = resolve_call_params()
+    p["review"]["min_posterior"] = 0.123
+    p["prior"]["trisomy"]["21"] = 0.5
+    assert DEFAULT_CALL["review"]["min_posterior"] == "auto"
+    assert resolve_call_params()["prior"]["trisomy"]["21"] == 0.01
