@@ -328,7 +328,7 @@ def _figure(metrics: Mapping[str, Any], path: str | Path, *, title: str) -> None
         ("sensitivity", "sensitivity"),
         ("flagged", "flagged"),
     ]
-    fig = Figure(figsize=(7.5, 3.6))
+    fig = Figure(figsize=(8.6, 3.6))
     ax = fig.add_subplot(1, 1, 1)
     width = 0.38
     x = np.arange(len(keys))
@@ -342,7 +342,7 @@ def _figure(metrics: Mapping[str, Any], path: str | Path, *, title: str) -> None
     ax.set_xticks(x, [label for _, label in keys], rotation=20, fontsize=8)
     ax.set_ylim(0, 110)
     ax.set_ylabel("% of cells (found / placed: of chromosomes)")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
