@@ -385,12 +385,12 @@ def predict_cell(
         call_karyotype,
         resolve_call_params,
         review_reasons,
+        review_threshold,
     )
     from karyoflow.iscn import iscn_karyotype
     from karyoflow.karyogram import KaryogramItem, render_karyogram
     from karyoflow.preprocess.chain import _run, resolve_params
     from karyoflow.preprocess.intensity import to_grey
-    from karyoflow.train.evaluation import review_threshold
     from karyoflow.train.features import relative_size_features
 
     timings: dict[str, float] = {}
@@ -440,7 +440,7 @@ def predict_cell(
     argmax = proba.argmax(1) if n else np.zeros(0, int)
     par = resolve_call_params(call)
     par["review"]["min_posterior"] = review_threshold(
-        par["review"]["min_posterior"], classifier.calibration or _identity()
+        par["review"]["min_posterior"], classifier.calibration
     )
     min_probability = float(par["review"]["min_probability"])
     result = call_karyotype(proba, par) if decode and n else None
@@ -512,12 +512,6 @@ def predict_cell(
         objects=n,
         call=result,
     )
-
-
-def _identity() -> Any:
-    from karyoflow.evaluate.calibration import Calibration
-
-    return Calibration()
 
 
 def predict_crops(
@@ -717,18 +711,13 @@ def write_case_calls(
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """The case call of every case among ``calls`` (cell -> KaryotypeCall) to ``path``
-    (CSV: :func:`karyoflow.evaluate.cells.case_calls`); cells are grouped by
-    ``cases`` (config ``evaluate.cases``: ``pattern`` or ``table``)."""
-    from karyoflow.evaluate.cells import case_calls, case_ids
+    (CSV: :func:`karyoflow.evaluate.cells.configured_case_calls`); cells are grouped
+    by ``cases`` (config ``evaluate.cases``: ``pattern`` or ``table``)."""
+    from karyoflow.evaluate.cells import configured_case_calls
     from karyoflow.evaluate.hypotheses import resolve_call_params
-    from karyoflow.train.evaluation import read_case_table
 
-    cfg = dict(cases or {})
-    groups = case_ids(
-        list(calls), pattern=cfg.get("pattern"), table=read_case_table(cfg.get("table"))
-    )
     prior = resolve_call_params(call)["prior"]
-    table = case_calls(calls, groups, truth=truth, params={**cfg, "prior": prior})
+    table = configured_case_calls(calls, cases, prior=prior, truth=truth)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")
     several = table[table["cells"] > 1] if len(table) else table

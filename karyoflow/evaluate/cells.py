@@ -17,6 +17,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,8 @@ __all__ = [
     "case_ids",
     "cell_truths",
     "choose_min_posterior",
+    "configured_case_calls",
+    "read_case_table",
     "review_curve",
 ]
 
@@ -426,3 +429,39 @@ def case_calls(
             "match",
         ],
     )
+
+
+def read_case_table(path: str | Path | None) -> dict[str, str] | None:
+    """``cell_id,case_id`` CSV -> dict (``None`` for no table).
+
+    Raises
+    ------
+    ValueError
+        ``"<file>: <reason>"`` for a missing file or wrong columns.
+    """
+    if not path:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: case table not found")
+    table = pd.read_csv(p, dtype=str, keep_default_na=False)
+    if not {"cell_id", "case_id"} <= set(table.columns):
+        raise ValueError(f"{p}: a case table needs the columns cell_id,case_id")
+    return dict(zip(table["cell_id"], table["case_id"], strict=True))
+
+
+def configured_case_calls(
+    calls: Mapping[str, KaryotypeCall],
+    cases: Mapping[str, Any] | None,
+    *,
+    prior: Mapping[str, Any] | None = None,
+    truth: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """:func:`case_calls` with the cells grouped as config ``evaluate.cases`` says
+    (``pattern`` or ``table``; neither: each cell its own case) and the call's
+    ``prior``; cells called in the assignment mode are left out."""
+    cfg = dict(cases or {})
+    groups = case_ids(
+        list(calls), pattern=cfg.get("pattern"), table=read_case_table(cfg.get("table"))
+    )
+    return case_calls(calls, groups, truth=truth, params={**cfg, "prior": prior})

@@ -183,10 +183,11 @@ def run_end_to_end(
     """
     import time
 
-    from karyoflow.evaluate.cells import _truth_normal, cell_truths
+    from karyoflow.evaluate.cells import _truth_normal, cell_truths, configured_case_calls
+    from karyoflow.evaluate.hypotheses import resolve_call_params
     from karyoflow.iscn import compare_karyotype, is_normal_iscn
     from karyoflow.manifest import read_manifest
-    from karyoflow.predict import load_classifier, predict_cell, write_case_calls
+    from karyoflow.predict import load_classifier, predict_cell
     from karyoflow.preprocess.chain import load_source
 
     best = json.loads(Path(best_json).read_text())["best"]
@@ -278,11 +279,8 @@ def run_end_to_end(
         table.to_csv(tmp, index=False, lineterminator="\n")
     case_tables = []
     for source in BOX_SOURCES:
-        tmp_path = Path(outputs["cases"]).with_name(f".cases_{source}.csv")
-        t = write_case_calls(
-            calls[source], tmp_path, cases=cases, call=calls_by_source[source], truth=truth, log=log
-        )
-        tmp_path.unlink(missing_ok=True)
+        prior = resolve_call_params(calls_by_source[source])["prior"]
+        t = configured_case_calls(calls[source], cases, prior=prior, truth=truth)
         case_tables.append(t.assign(boxes=source))
         several = t[t["cells"] > 1]
         metrics[source]["cases"] = {

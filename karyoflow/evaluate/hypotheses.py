@@ -67,6 +67,7 @@ __all__ = [
     "karyotype_hypotheses",
     "resolve_call_params",
     "review_reasons",
+    "review_threshold",
 ]
 
 #: Review threshold where ``min_posterior: auto`` had no val split to be chosen on.
@@ -394,6 +395,23 @@ def _assignment_call(p: np.ndarray, par: Mapping[str, Any]) -> KaryotypeCall:
         sex_posterior=float("nan"),
         mode="assignment",
     )
+
+
+def review_threshold(configured: float | str, calibration: Any = None) -> float:
+    """The review posterior threshold in use: a number from the config, or for
+    ``"auto"`` the one chosen on val (``calibration.review_min_posterior`` of a
+    :class:`~karyoflow.evaluate.calibration.Calibration`), else
+    :data:`FALLBACK_MIN_POSTERIOR`.
+
+    Examples
+    --------
+    >>> review_threshold(0.9), review_threshold("auto")
+    (0.9, 0.95)
+    """
+    if configured == "auto":
+        chosen = float(getattr(calibration, "review_min_posterior", math.nan))
+        return chosen if math.isfinite(chosen) else FALLBACK_MIN_POSTERIOR
+    return float(configured)
 
 
 def review_reasons(

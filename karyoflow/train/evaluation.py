@@ -208,8 +208,8 @@ def _evaluate_calls(
         load_calibration,
         negative_log_likelihood,
     )
-    from karyoflow.evaluate.cells import call_cells, case_calls, case_ids, cell_truths
-    from karyoflow.evaluate.hypotheses import resolve_call_params
+    from karyoflow.evaluate.cells import call_cells, cell_truths, configured_case_calls
+    from karyoflow.evaluate.hypotheses import resolve_call_params, review_threshold
     from karyoflow.train.calibrate import write_call_figures
 
     match = [c for c in calibration_files if Path(c).parent == Path(model_path).parent]
@@ -222,15 +222,9 @@ def _evaluate_calls(
     cells, calls = call_cells(
         calibrated, test.cell_ids, y_true=test.labels, truth=truth, params=par
     )
-    cases_cfg = dict(settings.get("cases") or {})
-    cases = case_ids(
-        list(calls), pattern=cases_cfg.get("pattern"), table=read_case_table(cases_cfg.get("table"))
-    )
     known_truth = {c: t for c, t in zip(cells["cell"], cells["truth"], strict=True) if t}
-    case_table = (
-        case_calls(calls, cases, truth=known_truth, params={**cases_cfg, "prior": par["prior"]})
-        if par["mode"] == "hypotheses"
-        else pd.DataFrame()
+    case_table = configured_case_calls(
+        calls, settings.get("cases"), prior=par["prior"], truth=known_truth
     )
     with atomic_path(outputs["cases"]) as tmp:
         case_table.to_csv(tmp, index=False, lineterminator="\n")
@@ -277,37 +271,6 @@ def _evaluate_calls(
 def _share(values: pd.Series) -> float | None:
     vals = pd.Series(values).dropna()
     return float(vals.astype(bool).mean()) if len(vals) else None
-
-
-def review_threshold(configured: Any, calibration: Any) -> float:
-    """The review posterior threshold in use: a number from the config, or for
-    ``"auto"`` the one chosen on val (``calibration.json``; the fallback 0.95 when none
-    was)."""
-    from karyoflow.evaluate.hypotheses import FALLBACK_MIN_POSTERIOR
-
-    if configured == "auto":
-        chosen = float(calibration.review_min_posterior)
-        return chosen if np.isfinite(chosen) else FALLBACK_MIN_POSTERIOR
-    return float(configured)
-
-
-def read_case_table(path: str | Path | None) -> dict[str, str] | None:
-    """``cell_id,case_id`` CSV -> dict (``None`` for no table).
-
-    Raises
-    ------
-    ValueError
-        ``"<file>: <reason>"`` for a missing file or wrong columns.
-    """
-    if not path:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"{p}: case table not found")
-    table = pd.read_csv(p, dtype=str, keep_default_na=False)
-    if not {"cell_id", "case_id"} <= set(table.columns):
-        raise ValueError(f"{p}: a case table needs the columns cell_id,case_id")
-    return dict(zip(table["cell_id"], table["case_id"], strict=True))
 
 
 def _is_number(value: Any) -> bool:
