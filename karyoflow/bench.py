@@ -206,8 +206,12 @@ def _bench_preprocess_scaling() -> dict[str, Any]:
 
 def _bench_detect_taichung() -> dict[str, Any]:
     """Classical detection on every Taichung metaphase: speed (detection alone) and recall."""
-    from karyoflow.detect.pipeline import evaluate_manifest, metrics_by_split, resolve_params
     from karyoflow.manifest import read_manifest
+    from karyoflow.tasks.detection.pipeline import (
+        evaluate_manifest,
+        metrics_by_split,
+        resolve_params,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         found = _taichung_manifest(Path(tmp))
@@ -256,10 +260,10 @@ def _bench_predict_metaphase() -> dict[str, Any]:
     """
     import statistics
 
+    from karyoflow.engine import devices
     from karyoflow.imageio import read_image
     from karyoflow.models.registry import build_model
     from karyoflow.predict import Classifier, predict_cell
-    from karyoflow.train import devices
 
     devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
     found = _sample_metaphases()
@@ -303,11 +307,11 @@ def _bench_detect_learned() -> dict[str, Any]:
 
     import numpy as np
 
-    from karyoflow.detect.job import DEFAULT_DETECTOR_TRAIN as P
-    from karyoflow.detect.learned import detect_learned, training_batch
+    from karyoflow.engine import devices
     from karyoflow.imageio import read_image
     from karyoflow.models.detector import centernet
-    from karyoflow.train import devices
+    from karyoflow.tasks.detection.learned import detect_learned, training_batch
+    from karyoflow.tasks.detection.task import DEFAULT_DETECTOR_TRAIN as P
 
     devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
     found = _sample_metaphases()
@@ -328,7 +332,7 @@ def _bench_detect_learned() -> dict[str, Any]:
         start = time.perf_counter()
         detect_learned(model, grey, scale=P["scale"], tta=int(P["tta"]), scales=MULTISCALE)
         multi.append(time.perf_counter() - start)
-    from karyoflow.detect.centernet import centernet_loss
+    from karyoflow.tasks.detection.centernet import centernet_loss
 
     model.compile(optimizer="adam", loss=centernet_loss())
     rng = np.random.default_rng(0)
@@ -361,7 +365,7 @@ def _bench_train(model_name: str, batch: int, steps: int) -> Callable[[], dict[s
     """Training throughput of one architecture at its default input size (CPU)."""
 
     def run() -> dict[str, Any]:
-        from karyoflow.train import devices
+        from karyoflow.engine import devices
 
         devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
         from karyoflow.models.registry import build_model, default_input_size, measure_throughput

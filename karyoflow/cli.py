@@ -109,7 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_ui(args: argparse.Namespace) -> int:
     from karyoflow.config import load_config
-    from karyoflow.train.tracking import resolve_tracking_uri
+    from karyoflow.engine.tracking import resolve_tracking_uri
 
     config = load_config(args.config)
     results = Path(args.results)
@@ -156,8 +156,8 @@ def _cmd_annotate_centromeres(args: argparse.Namespace) -> int:
 
 def _classifier_and_config(args: argparse.Namespace):
     from karyoflow.config import load_config
+    from karyoflow.engine.tracking import resolve_tracking_uri
     from karyoflow.predict import default_model, load_classifier
-    from karyoflow.train.tracking import resolve_tracking_uri
 
     config = load_config(args.config)
     uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], Path(args.results))
@@ -174,7 +174,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         classifier, config = _classifier_and_config(args)
         detector = None
         if args.detector:
-            from karyoflow.detect.pipeline import learned_detector
+            from karyoflow.tasks.detection.pipeline import learned_detector
 
             detector, _ = learned_detector(args.detector)
         table = predict_paths(

@@ -114,13 +114,13 @@ def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
     _check_overlaps(config, source)
     detect = config.get("detect") or {}
     try:
-        from karyoflow.detect.pipeline import resolve_params as resolve_detect
+        from karyoflow.tasks.detection.pipeline import resolve_params as resolve_detect
 
         resolve_detect(detect.get("params") or {})
     except ValueError as exc:
         raise ConfigError(f"{source}: detect/params: {exc}") from None
     try:
-        from karyoflow.detect.job import resolve_detector_params
+        from karyoflow.tasks.detection.task import resolve_detector_params
 
         resolve_detector_params((detect.get("learned") or {}).get("params") or {})
     except ValueError as exc:
@@ -171,7 +171,7 @@ def _check_train(config: Mapping[str, Any], source: str) -> None:
     if not pre.get("enabled", True):
         raise ConfigError(f"{source}: train: needs preprocess/enabled: true")
     from karyoflow.preprocess.chain import resolve_params as resolve_pre
-    from karyoflow.train.trainer import resolve_train_params
+    from karyoflow.tasks.classification.task import resolve_train_params
 
     sizes = resolve_pre(pre.get("params") or {})["sizes"]
     for name in train["datasets"]:
@@ -219,7 +219,7 @@ def _check_centromere(config: Mapping[str, Any], source: str) -> None:
             raise ConfigError(
                 f"{source}: centromere/size: {size!r} is not a preprocess size ({sorted(sizes)})"
             )
-    from karyoflow.centromere.job import resolve_centromere_params
+    from karyoflow.tasks.centromere.task import resolve_centromere_params
 
     settings = cen.get("model_settings") or {}
     try:
@@ -231,7 +231,7 @@ def _check_centromere(config: Mapping[str, Any], source: str) -> None:
 
 
 def _check_overlaps(config: Mapping[str, Any], source: str) -> None:
-    from karyoflow.overlaps.job import check_overlaps_config
+    from karyoflow.tasks.segmentation.task import check_overlaps_config
 
     try:
         check_overlaps_config(config.get("overlaps") or {}, config["datasets"])

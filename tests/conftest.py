@@ -64,11 +64,11 @@ def _isolated_tracking_environment(monkeypatch):
     """Keep one test's MLflow store out of the next.
 
     ``mlflow.set_tracking_uri()`` exports ``MLFLOW_TRACKING_URI`` into the process
-    environment, which :func:`karyoflow.train.tracking.resolve_tracking_uri` rightly
+    environment, which :func:`karyoflow.engine.tracking.resolve_tracking_uri` rightly
     prefers over the configured store (a team's server); within one pytest process that
     would send a later test's runs to an earlier test's store.
     """
-    from karyoflow.train.tracking import TRACKING_ENV as names
+    from karyoflow.engine.tracking import TRACKING_ENV as names
 
     for name in names:
         monkeypatch.delenv(name, raising=False)

@@ -56,6 +56,7 @@ __all__ = [
     "configured_case_calls",
     "read_case_table",
     "review_curve",
+    "truth_normal",
 ]
 
 #: Case settings (config ``evaluate.cases``).
@@ -159,7 +160,7 @@ def call_cells(
                 "extra": int(call.extra.sum()),
                 "truth": ref or "",
                 "match": match,
-                "truth_normal": _truth_normal(ref),
+                "truth_normal": truth_normal(ref),
                 "call_normal": is_normal_iscn(call.iscn),
                 "correct": None if t is None else int(np.sum(call.labels == t[idx])),
                 "review": bool(reasons),
@@ -169,7 +170,7 @@ def call_cells(
     return pd.DataFrame(rows), calls
 
 
-def _truth_normal(truth: str | None) -> bool | None:
+def truth_normal(truth: str | None) -> bool | None:
     """Whether a truth string says numerically normal (``None``: it does not say)."""
     if not truth:
         return None

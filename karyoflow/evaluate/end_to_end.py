@@ -81,7 +81,7 @@ def cell_metrics(
         ``count_right`` (objects == annotated), ``sex_true``, ``sex_called``,
         ``sex_right``.
     """
-    from karyoflow.detect.evaluate import match_boxes
+    from karyoflow.tasks.detection.evaluate import match_boxes
 
     res = match_boxes(true_boxes, pred.boxes, iou_threshold=iou)
     extra = np.zeros(len(pred.labels), bool) if pred.extra is None else pred.extra
@@ -183,7 +183,7 @@ def run_end_to_end(
     """
     import time
 
-    from karyoflow.evaluate.cells import _truth_normal, cell_truths, configured_case_calls
+    from karyoflow.evaluate.cells import cell_truths, configured_case_calls, truth_normal
     from karyoflow.evaluate.hypotheses import resolve_call_params
     from karyoflow.iscn import compare_karyotype, is_normal_iscn
     from karyoflow.manifest import read_manifest
@@ -196,7 +196,7 @@ def run_end_to_end(
     detector = None
     kind = "classical"
     if detector_model:
-        from karyoflow.detect.pipeline import learned_detector
+        from karyoflow.tasks.detection.pipeline import learned_detector
 
         detector, _ = learned_detector(detector_model)
         kind = "learned"
@@ -253,7 +253,7 @@ def run_end_to_end(
                     "runner_up": pred.runner_up,
                     "truth": ref,
                     "match": match,
-                    "truth_normal": _truth_normal(ref),
+                    "truth_normal": truth_normal(ref),
                     "call_normal": is_normal_iscn(pred.iscn),
                     "review": pred.review,
                     "reasons": "; ".join(pred.reasons),
@@ -314,7 +314,7 @@ def _pct(v: float | None) -> str:
 def _figure(metrics: Mapping[str, Any], path: str | Path, *, title: str) -> None:
     from matplotlib.figure import Figure
 
-    from karyoflow.evaluate.plots import _save
+    from karyoflow.evaluate.plots import save_figure
 
     keys = [
         ("found", "found"),
@@ -344,7 +344,7 @@ def _figure(metrics: Mapping[str, Any], path: str | Path, *, title: str) -> None
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _track(
@@ -354,7 +354,7 @@ def _track(
     tracking: Mapping[str, Any],
     log: Callable[[str], None],
 ) -> None:
-    from karyoflow.train import tracking as trk
+    from karyoflow.engine import tracking as trk
 
     uri = trk.resolve_tracking_uri(tracking["tracking_uri"], tracking["results"])
     tags = {

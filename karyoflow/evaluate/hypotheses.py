@@ -44,7 +44,6 @@ extra objects, and boxes from a detector have its miss and false-box rates (the 
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
+from karyoflow.engine.params import merge_params
 from karyoflow.evaluate.karyotype import check_proba
 from karyoflow.iscn import is_normal_iscn, iscn_from_counts
 from karyoflow.labels import LABELS, label_index
@@ -112,15 +112,14 @@ def resolve_call_params(params: Mapping[str, Any] | None = None) -> dict[str, An
     (0.05, 0.004, 0.001)
     """
 
-    def merge(base: Mapping[str, Any], over: Mapping[str, Any] | None) -> dict[str, Any]:
-        out = dict(base)
-        for k, v in dict(over or {}).items():
-            if v is None:
-                continue
-            out[k] = merge(out[k], v) if isinstance(out.get(k), Mapping) else v
-        return out
-
-    return merge(copy.deepcopy(DEFAULT_CALL), params)
+    return merge_params(
+        DEFAULT_CALL,
+        params,
+        what="evaluate.call option",
+        nested=True,
+        open_keys=("prior.trisomy", "prior.sex"),
+        skip_none=True,
+    )
 
 
 @dataclass(frozen=True)

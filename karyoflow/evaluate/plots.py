@@ -20,24 +20,35 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "DPI",
+    "placeholder_png",
     "plot_confusion_matrix",
     "plot_grid_comparison",
     "plot_precision_recall",
     "plot_reliability",
     "plot_review_curve",
     "plot_training_curves",
+    "save_figure",
 ]
 
 #: Resolution of every saved figure.
 DPI: int = 100
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at :data:`DPI` without a software stamp (identical bytes
+    for identical figures); the folder is made."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
     fig.savefig(out, dpi=DPI, format="png", metadata={"Software": None})
     return out
+
+
+def placeholder_png(path: str | Path, text: str) -> Path:
+    """A small figure that says why there is no plot (``text``), in place of one."""
+    fig = Figure(figsize=(3, 0.6))
+    fig.text(0.03, 0.5, text, va="center", fontsize=10)
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(
@@ -100,7 +111,7 @@ def plot_confusion_matrix(
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
     ax.set_title(title or ("confusion matrix (row-normalised)" if normalise else "confusion"))
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_curves(
@@ -152,7 +163,7 @@ def plot_training_curves(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_precision_recall(
@@ -167,7 +178,7 @@ def plot_precision_recall(
     Parameters
     ----------
     curves : mapping of str to PRCurve
-        :func:`karyoflow.detect.pipeline.pr_curves` (anything with ``precision``,
+        :func:`karyoflow.tasks.detection.pipeline.pr_curves` (anything with ``precision``,
         ``recall``, ``ap`` and ``at(threshold)``); the ``train``, ``val`` and ``test``
         curves are drawn when present, else every curve.
     path : str or Path
@@ -183,7 +194,7 @@ def plot_precision_recall(
     Examples
     --------
     >>> import tempfile, os
-    >>> from karyoflow.detect.evaluate import average_precision
+    >>> from karyoflow.tasks.detection.evaluate import average_precision
     >>> c = average_precision([[[0, 0, 4, 4]]], [[[0, 0, 4, 4], [8, 8, 9, 9]]], [[0.9, 0.5]])
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     os.path.getsize(plot_precision_recall({"test": c}, f"{tmp}/pr.png", operating=0.6)) > 0
@@ -225,7 +236,7 @@ def plot_precision_recall(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_grid_comparison(
@@ -311,7 +322,7 @@ def plot_grid_comparison(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(
@@ -348,7 +359,7 @@ def plot_reliability(
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_review_curve(
@@ -401,4 +412,4 @@ def plot_review_curve(
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

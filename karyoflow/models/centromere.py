@@ -9,29 +9,22 @@ tensor named ``point``: ``(x, y)`` in **pixel-centre coordinates of the input im
 Only standard Keras layers are used, so ``model.keras`` files load without custom
 objects.
 
->>> sorted(CENTROMERE_MODELS)
-['centromere_cnn', 'centromere_heatmap']
+Built by name through :func:`karyoflow.models.registry.build_model`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import keras
 import numpy as np
 from keras import layers
 
 from karyoflow.models._common import grey_input, input_size_check
+from karyoflow.models.table import MODEL_SPECS
 
 __all__ = [
-    "CENTROMERE_MODELS",
-    "build_centromere_model",
     "centromere_cnn",
     "centromere_heatmap",
 ]
-
-MIN_INPUT_SIZE: tuple[int, int] = (16, 16)
 
 
 def centromere_cnn(
@@ -74,7 +67,9 @@ def centromere_cnn(
     >>> m.output_shape, len([l for l in m.layers if isinstance(l, keras.layers.Conv2D)])
     ((None, 2), 4)
     """
-    h, w, _ = input_size_check("centromere_cnn", input_shape, MIN_INPUT_SIZE)
+    h, w, _ = input_size_check(
+        "centromere_cnn", input_shape, MODEL_SPECS["centromere_cnn"].min_input
+    )
     if len(filters) != 4:
         raise ValueError(f"centromere_cnn: filters must list 4 conv widths, got {filters!r}")
     inputs, x = grey_input((h, w, 1), invert=invert)
@@ -143,7 +138,7 @@ def centromere_heatmap(
     Returns
     -------
     keras.Model
-        Output ``point``: float32 ``(batch, 2)`` ``(x, y)`` in input pixels.
+        As :func:`centromere_cnn`: output ``point``, ``(x, y)`` in input pixels.
 
     Examples
     --------
@@ -151,7 +146,9 @@ def centromere_heatmap(
     >>> m.output_shape
     (None, 2)
     """
-    h, w, _ = input_size_check("centromere_heatmap", input_shape, MIN_INPUT_SIZE)
+    h, w, _ = input_size_check(
+        "centromere_heatmap", input_shape, MODEL_SPECS["centromere_cnn"].min_input
+    )
     if stride not in (2, 4, 8):
         raise ValueError(f"centromere_heatmap: stride must be 2, 4 or 8, got {stride}")
     if h % 8 or w % 8:
@@ -195,60 +192,3 @@ def _grid_coordinates(hh: int, ww: int, stride: int) -> np.ndarray:
     ys, xs = np.mgrid[0:hh, 0:ww].astype(np.float32)
     off = (stride - 1) / 2.0
     return np.stack([xs.ravel() * stride + off, ys.ravel() * stride + off], axis=1)
-
-
-CENTROMERE_MODELS: dict[str, Callable[..., keras.Model]] = {
-    "centromere_cnn": centromere_cnn,
-    "centromere_heatmap": centromere_heatmap,
-}
-
-
-def build_centromere_model(
-    name: str,
-    input_shape: tuple[int, int, int],
-    *,
-    options: Mapping[str, Any] | None = None,
-    seed: int | None = None,
-) -> keras.Model:
-    """Build centromere model ``name`` with keyword ``options``.
-
-    Raises
-    ------
-    ValueError
-        Unknown model or option, or a bad input shape.
-
-    Examples
-    --------
-    >>> build_centromere_model("centromere_cnn", (32, 16, 1), options={"dense": 0}).name
-    'centromere_cnn'
-    >>> build_centromere_model("nope", (32, 16, 1))
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown centromere model 'nope'; choose one of: centromere_cnn, centromere_heatmap
-    """
-    import inspect
-
-    try:
-        fn = CENTROMERE_MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown centromere model {name!r}; choose one of: "
-            f"{', '.join(sorted(CENTROMERE_MODELS))}"
-        ) from None
-    known = {
-        p.name
-        for p in inspect.signature(fn).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    opts = dict(options or {})
-    unknown = sorted(set(opts) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for model {name!r}; "
-            f"valid options: {', '.join(sorted(known))}"
-        )
-    if "filters" in opts:
-        opts["filters"] = tuple(opts["filters"])
-    if seed is not None:
-        keras.utils.set_random_seed(int(seed))
-    return fn(tuple(input_shape), **opts)

@@ -11,8 +11,8 @@ to a map at 1/``stride`` of the input with 5 channels per cell:
 
 Centres of crossing and touching chromosomes are distinct points even where their
 pixels form one connected blob, which is what the classical watershed detector
-(:mod:`karyoflow.detect.segment`) cannot separate. The encoding and decoding of boxes
-live in :mod:`karyoflow.detect.centernet`.
+(:mod:`karyoflow.tasks.detection.segment`) cannot separate. The encoding and decoding of boxes
+live in :mod:`karyoflow.tasks.detection.centernet`.
 
 >>> m = centernet((64, 64, 1), filters=(8, 8, 8, 8))
 >>> m.output_shape

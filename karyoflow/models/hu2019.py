@@ -20,15 +20,13 @@ import keras
 from keras import layers
 
 from karyoflow.models._common import classifier_head, grey_input, input_size_check
+from karyoflow.models.table import MODEL_SPECS
 
-__all__ = ["DEFAULT_INPUT_SIZE", "MIN_INPUT_SIZE", "hu2019"]
-
-DEFAULT_INPUT_SIZE = (220, 100)
-MIN_INPUT_SIZE = (8, 8)
+__all__ = ["hu2019"]
 
 
 def hu2019(
-    input_shape: Sequence[int] = (*DEFAULT_INPUT_SIZE, 1),
+    input_shape: Sequence[int] = (*MODEL_SPECS["hu2019"].default_input, 1),
     num_classes: int = 24,
     *,
     filters: Sequence[int] = (32, 64, 128),
@@ -66,7 +64,7 @@ def hu2019(
     The paper trains with ``keras.optimizers.RMSprop(learning_rate=1e-3)`` and categorical
     cross-entropy.
     """
-    shape = input_size_check("hu2019", input_shape, MIN_INPUT_SIZE)
+    shape = input_size_check("hu2019", input_shape, MODEL_SPECS["hu2019"].min_input)
     inputs, x = grey_input(shape, invert=invert)
     for i, f in enumerate(filters, start=1):
         x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"block{i}_conv3x3")(x)

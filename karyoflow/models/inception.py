@@ -7,19 +7,13 @@ from collections.abc import Sequence
 import keras
 
 from karyoflow.models._applications import application_classifier
+from karyoflow.models.table import MODEL_SPECS
 
-__all__ = ["DEFAULT_INPUT_SIZE", "MIN_INPUT_SIZE", "inception_v3"]
-
-# keras.applications.InceptionV3 rejects inputs under 75x75: its stem and reduction blocks use
-# 'valid' 3x3 convolutions and pools (75 -> 37 -> 35 -> 17 -> 8 -> 3 -> 1), so smaller inputs
-# would collapse to nothing. The default keeps the 2:1 (HxW) aspect ratio of the other models'
-# 96x48 at the smallest legal width: 150x75.
-DEFAULT_INPUT_SIZE = (150, 75)
-MIN_INPUT_SIZE = (75, 75)
+__all__ = ["inception_v3"]
 
 
 def inception_v3(
-    input_shape: Sequence[int] = (*DEFAULT_INPUT_SIZE, 1),
+    input_shape: Sequence[int] = (*MODEL_SPECS["inception_v3"].default_input, 1),
     num_classes: int = 24,
     *,
     dropout: float = 0.0,
@@ -38,12 +32,8 @@ def inception_v3(
         Number of classes.
     dropout : float, default 0.0
         Dropout before the logits.
-    resize_to : sequence of int, optional
-        Resize ``(H, W)`` inside the model first.
-    rgb : bool, default False
-        Tile grey to 3 channels (for 3-channel weight files).
-    invert : bool, default True
-        See :func:`karyoflow.models._common.grey_input`.
+    resize_to, rgb, invert
+        As for :func:`karyoflow.models._applications.application_classifier`.
 
     Returns
     -------
@@ -55,7 +45,7 @@ def inception_v3(
         keras.applications.InceptionV3,
         input_shape,
         num_classes,
-        min_hw=MIN_INPUT_SIZE,
+        min_hw=MODEL_SPECS["inception_v3"].min_input,
         resize_to=resize_to,
         rgb=rgb,
         pooling="avg",

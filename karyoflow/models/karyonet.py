@@ -42,11 +42,10 @@ import keras
 from keras import layers
 
 from karyoflow.models._common import classifier_head, grey_input, input_size_check
+from karyoflow.models.table import MODEL_SPECS
 
-__all__ = ["DEFAULT_INPUT_SIZE", "MIN_INPUT_SIZE", "karyonet_fast"]
+__all__ = ["karyonet_fast"]
 
-DEFAULT_INPUT_SIZE = (96, 48)
-MIN_INPUT_SIZE = (16, 16)
 
 # (out_channels, blocks, first stride (h, w), expansion)
 _STAGES: tuple[tuple[int, int, tuple[int, int], int], ...] = (
@@ -110,7 +109,7 @@ def _fused_mbconv(
 
 
 def karyonet_fast(
-    input_shape: Sequence[int] = (*DEFAULT_INPUT_SIZE, 1),
+    input_shape: Sequence[int] = (*MODEL_SPECS["karyonet_fast"].default_input, 1),
     num_classes: int = 24,
     *,
     width: float = 1.0,
@@ -151,7 +150,7 @@ def karyonet_fast(
     """
     if width <= 0 or depth <= 0:
         raise ValueError(f"karyonet_fast: width and depth must be > 0, got {width}, {depth}")
-    shape = input_size_check("karyonet_fast", input_shape, MIN_INPUT_SIZE)
+    shape = input_size_check("karyonet_fast", input_shape, MODEL_SPECS["karyonet_fast"].min_input)
     inputs, x = grey_input(shape, invert=invert)
     x = _conv_bn(x, _channels(_STEM * width), 3, 2, "stem", activation)
     for s, (out, blocks, stride, expansion) in enumerate(_STAGES, start=1):

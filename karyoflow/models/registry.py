@@ -1,7 +1,14 @@
-"""Model registry: build any classifier by name, optionally from a weights file.
+"""The model table: every network of every task, built by name.
+
+One :class:`ModelSpec` per model - its builder (a function returning a
+``keras.Model``, as Keras applications are), task, default and minimum input size, and
+the number of outputs it is built with; the workflow's wildcard constraints and the
+config checks read the same table.
 
 >>> sorted(MODELS)
 ['hu2019', 'inception_v3', 'karyonet_fast', 'resnet18', 'resnet50', 'vgg16']
+>>> models_for("segmentation"), models_for("centromere")
+(['segnet', 'unet'], ['centromere_cnn', 'centromere_heatmap'])
 >>> default_input_size("hu2019")
 (220, 100)
 """
@@ -19,61 +26,40 @@ from typing import Any
 import keras
 import numpy as np
 
-from karyoflow.models import inception as _inception
-from karyoflow.models import karyonet as _karyonet
-from karyoflow.models import resnet as _resnet
-from karyoflow.models import vgg as _vgg
-from karyoflow.models.hu2019 import DEFAULT_INPUT_SIZE as _HU_DEFAULT
-from karyoflow.models.hu2019 import MIN_INPUT_SIZE as _HU_MIN
-from karyoflow.models.hu2019 import hu2019 as _hu2019_fn
+from karyoflow.models.table import MODEL_SPECS, TASKS, ModelSpec, models_for
 
 __all__ = [
     "MODELS",
+    "MODEL_SPECS",
+    "TASKS",
+    "ModelSpec",
     "build_model",
+    "builder",
     "default_input_size",
     "load_weights",
     "measure_throughput",
     "min_input_size",
     "model_options",
+    "models_for",
     "uses_size_input",
     "with_size_input",
 ]
 
-MODELS: dict[str, Callable[..., keras.Model]] = {
-    "hu2019": _hu2019_fn,
-    "resnet18": _resnet.resnet18,
-    "resnet50": _resnet.resnet50,
-    "vgg16": _vgg.vgg16,
-    "inception_v3": _inception.inception_v3,
-    "karyonet_fast": _karyonet.karyonet_fast,
-}
 
-_DEFAULT_SIZES: dict[str, tuple[int, int]] = {
-    "hu2019": _HU_DEFAULT,
-    "resnet18": _resnet.DEFAULT_INPUT_SIZE,
-    "resnet50": _resnet.DEFAULT_INPUT_SIZE,
-    "vgg16": _vgg.DEFAULT_INPUT_SIZE,
-    "inception_v3": _inception.DEFAULT_INPUT_SIZE,
-    "karyonet_fast": _karyonet.DEFAULT_INPUT_SIZE,
-}
+def builder(name: str) -> Callable[..., keras.Model]:
+    """The function that builds model ``name`` (imported from its module)."""
+    import importlib
 
-_MIN_SIZES: dict[str, tuple[int, int]] = {
-    "hu2019": _HU_MIN,
-    "resnet18": _resnet.RESNET18_MIN_INPUT_SIZE,
-    "resnet50": _resnet.RESNET50_MIN_INPUT_SIZE,
-    "vgg16": _vgg.MIN_INPUT_SIZE,
-    "inception_v3": _inception.MIN_INPUT_SIZE,
-    "karyonet_fast": _karyonet.MIN_INPUT_SIZE,
-}
+    module, function = _spec(name).builder.split(":")
+    return getattr(importlib.import_module(module), function)
 
 
-def _check_name(name: str) -> Callable[..., keras.Model]:
+def _spec(name: str) -> ModelSpec:
     try:
-        return MODELS[name]
+        return MODEL_SPECS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}"
-        ) from None
+        by_task = "; ".join(f"{t}: {', '.join(models_for(t))}" for t in TASKS)
+        raise ValueError(f"unknown model {name!r}; choose one of: {by_task}") from None
 
 
 def model_options(name: str) -> dict[str, Any]:
@@ -82,14 +68,19 @@ def model_options(name: str) -> dict[str, Any]:
     Parameters
     ----------
     name : str
-        A key of :data:`MODELS`.
+        A key of :data:`MODEL_SPECS`.
 
     Returns
     -------
     dict
         Keyword-only parameter name -> default value.
+
+    Examples
+    --------
+    >>> model_options("unet")["filters"]
+    16
     """
-    fn = _check_name(name)
+    fn = builder(name)
     return {
         p.name: p.default
         for p in inspect.signature(fn).parameters.values()
@@ -98,66 +89,52 @@ def model_options(name: str) -> dict[str, Any]:
 
 
 def default_input_size(name: str) -> tuple[int, int]:
-    """The ``(H, W)`` a model is meant to be trained at.
+    """The ``(H, W)`` a classifier is meant to be trained at.
 
     ``hu2019``: 220x100, the published size. ``inception_v3``: 150x75, because
     ``keras.applications.InceptionV3`` rejects anything under 75x75 (its 'valid' stem and
     reduction blocks shrink 75 to 1), and 150x75 keeps the 2:1 aspect of the others at the
     smallest legal width. Everything else: 96x48.
 
-    Parameters
-    ----------
-    name : str
-        A key of :data:`MODELS`.
-
-    Returns
-    -------
-    tuple of int
-        ``(H, W)``.
+    Raises ``ValueError`` for a model that takes its data's size (centromere,
+    segmentation, detection).
     """
-    _check_name(name)
-    return _DEFAULT_SIZES[name]
+    size = _spec(name).default_input
+    if size is None:
+        raise ValueError(f"model {name!r} takes the size of its data (no default size)")
+    return size
 
 
 def min_input_size(name: str) -> tuple[int, int]:
-    """The smallest ``(H, W)`` model ``name`` accepts (without its ``resize_to`` option).
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`MODELS`.
-
-    Returns
-    -------
-    tuple of int
-        ``(H, W)``.
-    """
-    _check_name(name)
-    return _MIN_SIZES[name]
+    """The smallest ``(H, W)`` model ``name`` (a key of :data:`MODEL_SPECS`) accepts,
+    without its ``resize_to`` option."""
+    return _spec(name).min_input
 
 
 def build_model(
     name: str,
-    input_shape: tuple[int, int, int],
-    num_classes: int = 24,
+    input_shape: tuple[int | None, int | None, int],
+    num_classes: int | None = None,
     *,
     options: Mapping[str, Any] | None = None,
     weights: str | Path | None = None,
     seed: int | None = None,
     size_features: int = 0,
 ) -> keras.Model:
-    """Build model ``name`` from scratch, optionally loading a weights file.
+    """Build model ``name`` of any task from scratch, optionally loading a weights file.
 
     Parameters
     ----------
     name : str
-        A key of :data:`MODELS`.
+        A key of :data:`MODEL_SPECS`.
     input_shape : tuple of int
         ``(H, W, 1)``; the model takes raw 0..255 grey values as float32.
-    num_classes : int, default 24
-        Number of classes.
+    num_classes : int, optional
+        Outputs of a classifier or segmentation model (default: the table's, 24 or 4);
+        refused for models of fixed outputs.
     options : mapping, optional
-        Keyword options of the model function (see :func:`model_options`).
+        Keyword options of the builder (see :func:`model_options`); lists are passed
+        as tuples.
     weights : str or Path, optional
         A ``.weights.h5`` file (from ``model.save_weights``) or a ``.keras`` file (from
         ``model.save``) of the same architecture, options and input shape. Nothing is ever
@@ -166,14 +143,14 @@ def build_model(
         Passed to ``keras.utils.set_random_seed`` before building, so the initial weights are
         reproducible. Note that this seeds Python, NumPy and the backend globally.
     size_features : int, default 0
-        When > 0, a second input of that many per-chromosome size features is joined
-        to the image features before the classifier (:func:`with_size_input`); a
-        ``weights`` file must then come from such a model.
+        When > 0 (classifiers), a second input of that many per-chromosome size features
+        is joined to the image features before the classifier (:func:`with_size_input`);
+        a ``weights`` file must then come from such a model.
 
     Returns
     -------
     keras.Model
-        An uncompiled model whose output is a float32 softmax over ``num_classes``.
+        An uncompiled model.
 
     Raises
     ------
@@ -181,9 +158,16 @@ def build_model(
         Unknown model name or option, a bad input shape, or a weights file that does not fit.
     FileNotFoundError
         ``weights`` does not exist.
+
+    Examples
+    --------
+    >>> build_model("centromere_cnn", (32, 16, 1), options={"dense": 0}).output_shape
+    (None, 2)
+    >>> build_model("unet", (32, 32, 1), options={"filters": 4, "depth": 2}).output_shape
+    (None, 32, 32, 4)
     """
-    fn = _check_name(name)
-    opts = dict(options or {})
+    spec = _spec(name)
+    opts = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(options or {}).items()}
     known = model_options(name)
     unknown = sorted(set(opts) - set(known))
     if unknown:
@@ -191,9 +175,12 @@ def build_model(
             f"unknown option(s) {', '.join(map(repr, unknown))} for model {name!r}; "
             f"valid options: {', '.join(sorted(known))}"
         )
+    if spec.outputs is None and num_classes is not None:
+        raise ValueError(f"model {name!r} has fixed outputs; num_classes cannot be set")
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
-    model = fn(tuple(input_shape), num_classes, **opts)
+    args = () if spec.outputs is None else (int(num_classes or spec.outputs),)
+    model = builder(name)(tuple(input_shape), *args, **opts)
     if int(size_features) > 0:
         model = with_size_input(model, int(size_features))
     if weights is not None:
@@ -207,7 +194,7 @@ def with_size_input(model: keras.Model, n_features: int = 2, hidden: int = 16) -
     The image features entering the model's ``logits`` layer are concatenated with a
     small ReLU embedding of the size features (``Dense(hidden)``), followed by new
     logits and a float32 softmax. Relative length and area are what fitting every crop
-    to one input size takes away (:mod:`karyoflow.train.features`).
+    to one input size takes away (:mod:`karyoflow.tasks.classification.features`).
 
     Parameters
     ----------
@@ -348,3 +335,9 @@ def measure_throughput(
     for _ in range(steps):
         model.train_on_batch(x, y)
     return batch * steps / (time.perf_counter() - start)
+
+
+#: The classifiers (24-class chromosome models): builder by name.
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    n: builder(n) for n, s in MODEL_SPECS.items() if s.task == "classification"
+}

@@ -12,18 +12,12 @@ from keras import layers
 
 from karyoflow.models._applications import application_classifier
 from karyoflow.models._common import classifier_head, grey_input, input_size_check
+from karyoflow.models.table import MODEL_SPECS
 
 __all__ = [
-    "DEFAULT_INPUT_SIZE",
-    "RESNET18_MIN_INPUT_SIZE",
-    "RESNET50_MIN_INPUT_SIZE",
     "resnet18",
     "resnet50",
 ]
-
-DEFAULT_INPUT_SIZE = (96, 48)
-RESNET18_MIN_INPUT_SIZE = (16, 16)
-RESNET50_MIN_INPUT_SIZE = (32, 32)  # keras.applications.ResNet50 rejects smaller inputs
 
 
 def _basic_block(x: keras.KerasTensor, filters: int, stride: int, name: str) -> keras.KerasTensor:
@@ -44,7 +38,7 @@ def _basic_block(x: keras.KerasTensor, filters: int, stride: int, name: str) -> 
 
 
 def resnet18(
-    input_shape: Sequence[int] = (*DEFAULT_INPUT_SIZE, 1),
+    input_shape: Sequence[int] = (*MODEL_SPECS["resnet18"].default_input, 1),
     num_classes: int = 24,
     *,
     base_filters: int = 64,
@@ -74,7 +68,7 @@ def resnet18(
     keras.Model
         Uncompiled model.
     """
-    shape = input_size_check("resnet18", input_shape, RESNET18_MIN_INPUT_SIZE)
+    shape = input_size_check("resnet18", input_shape, MODEL_SPECS["resnet18"].min_input)
     inputs, x = grey_input(shape, invert=invert)
     x = layers.Conv2D(base_filters, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(
         x
@@ -93,7 +87,7 @@ def resnet18(
 
 
 def resnet50(
-    input_shape: Sequence[int] = (*DEFAULT_INPUT_SIZE, 1),
+    input_shape: Sequence[int] = (*MODEL_SPECS["resnet50"].default_input, 1),
     num_classes: int = 24,
     *,
     dropout: float = 0.0,
@@ -111,13 +105,8 @@ def resnet50(
         Number of classes.
     dropout : float, default 0.0
         Dropout before the logits.
-    resize_to : sequence of int, optional
-        Resize ``(H, W)`` inside the model first.
-    rgb : bool, default False
-        Tile grey to 3 channels (for 3-channel weight files); with ``weights=None`` keras
-        accepts a 1-channel base, which is what the default builds.
-    invert : bool, default True
-        See :func:`karyoflow.models._common.grey_input`.
+    resize_to, rgb, invert
+        As for :func:`karyoflow.models._applications.application_classifier`.
 
     Returns
     -------
@@ -129,7 +118,7 @@ def resnet50(
         keras.applications.ResNet50,
         input_shape,
         num_classes,
-        min_hw=RESNET50_MIN_INPUT_SIZE,
+        min_hw=MODEL_SPECS["resnet50"].min_input,
         resize_to=resize_to,
         rgb=rgb,
         pooling="avg",

@@ -11,15 +11,10 @@ be multiples of ``2 ** depth``.
   pooling indices).
 * :func:`unet` - the same encoder with skip connections (concatenation) to the decoder.
 
->>> sorted(SEG_MODELS)
-['segnet', 'unet']
+Built by name through :func:`karyoflow.models.registry.build_model`.
 """
 
 from __future__ import annotations
-
-import inspect
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import keras
 from keras import layers
@@ -27,9 +22,6 @@ from keras import layers
 from karyoflow.models._common import grey_input
 
 __all__ = [
-    "SEG_MODELS",
-    "build_segmentation_model",
-    "segmentation_options",
     "segnet",
     "unet",
 ]
@@ -196,51 +188,3 @@ def segnet(
         invert=invert,
         skips=False,
     )
-
-
-#: Segmentation models by name (``overlaps.models`` in the config).
-SEG_MODELS: dict[str, Callable[..., keras.Model]] = {"segnet": segnet, "unet": unet}
-
-
-def segmentation_options(name: str) -> dict[str, Any]:
-    """Keyword options of segmentation model ``name`` and their defaults.
-
-    Examples
-    --------
-    >>> segmentation_options("unet")["filters"]
-    16
-    """
-    if name not in SEG_MODELS:
-        raise ValueError(f"unknown segmentation model {name!r}; choose one of {sorted(SEG_MODELS)}")
-    return {
-        p.name: p.default
-        for p in inspect.signature(SEG_MODELS[name]).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-
-
-def build_segmentation_model(
-    name: str,
-    input_shape: tuple[int, int, int],
-    num_classes: int = 4,
-    *,
-    options: Mapping[str, Any] | None = None,
-    seed: int | None = None,
-) -> keras.Model:
-    """Build segmentation model ``name`` (uncompiled), reproducibly when ``seed`` is given.
-
-    Raises
-    ------
-    ValueError
-        Unknown model or option, or a bad input shape.
-    """
-    known = segmentation_options(name)
-    unknown = sorted(set(options or {}) - set(known))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for segmentation model "
-            f"{name!r}; valid options: {', '.join(sorted(known))}"
-        )
-    if seed is not None:
-        keras.utils.set_random_seed(int(seed))
-    return SEG_MODELS[name](tuple(input_shape), num_classes, **dict(options or {}))

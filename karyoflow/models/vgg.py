@@ -7,15 +7,13 @@ from collections.abc import Sequence
 import keras
 
 from karyoflow.models._applications import application_classifier
+from karyoflow.models.table import MODEL_SPECS
 
-__all__ = ["DEFAULT_INPUT_SIZE", "MIN_INPUT_SIZE", "vgg16"]
-
-DEFAULT_INPUT_SIZE = (96, 48)
-MIN_INPUT_SIZE = (32, 32)  # five 2x2 max-pools; keras.applications.VGG16 rejects smaller
+__all__ = ["vgg16"]
 
 
 def vgg16(
-    input_shape: Sequence[int] = (*DEFAULT_INPUT_SIZE, 1),
+    input_shape: Sequence[int] = (*MODEL_SPECS["vgg16"].default_input, 1),
     num_classes: int = 24,
     *,
     fc_units: Sequence[int] = (512, 256),
@@ -41,12 +39,8 @@ def vgg16(
         Dropout after each hidden fully-connected layer.
     pooling : {"flatten", "avg", "max"}, default "flatten"
         ``"flatten"`` as in VGG (3x1x512 = 1536 features at 96x48).
-    resize_to : sequence of int, optional
-        Resize ``(H, W)`` inside the model first.
-    rgb : bool, default False
-        Tile grey to 3 channels (for 3-channel weight files).
-    invert : bool, default True
-        See :func:`karyoflow.models._common.grey_input`.
+    resize_to, rgb, invert
+        As for :func:`karyoflow.models._applications.application_classifier`.
 
     Returns
     -------
@@ -58,7 +52,7 @@ def vgg16(
         keras.applications.VGG16,
         input_shape,
         num_classes,
-        min_hw=MIN_INPUT_SIZE,
+        min_hw=MODEL_SPECS["vgg16"].min_input,
         resize_to=resize_to,
         rgb=rgb,
         pooling=pooling,

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from karyoflow.engine.params import merge_params
 from karyoflow.imageio import ImageReadError, read_image
 from karyoflow.preprocess import mask as _mask
 from karyoflow.preprocess.augment import DEFAULT_AUGMENT, augment
@@ -46,6 +47,7 @@ __all__ = [
     "InstanceResult",
     "ShardData",
     "load_source",
+    "preprocess_grey",
     "preprocess_instance",
     "preprocess_rows",
     "resolve_params",
@@ -91,24 +93,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "augment": {"copies": 2, **copy.deepcopy(DEFAULT_AUGMENT)},
 }
 
-_FREE_FORM = {("straighten", "options"), ("orient", "options")}
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any], path: tuple[str, ...]) -> None:
-    for key, value in over.items():
-        where = (*path, str(key))
-        if key not in base:
-            raise ValueError(f"unknown preprocessing parameter {'.'.join(where)!r}")
-        if where in _FREE_FORM or where == ("sizes",):
-            if not isinstance(value, Mapping):
-                raise ValueError(f"preprocessing parameter {'.'.join(where)!r} must be a mapping")
-            base[key] = copy.deepcopy(dict(value))
-        elif isinstance(base[key], dict):
-            if not isinstance(value, Mapping):
-                raise ValueError(f"preprocessing parameter {'.'.join(where)!r} must be a mapping")
-            _merge(base[key], value, where)
-        else:
-            base[key] = copy.deepcopy(value)
+#: Option tables a config replaces whole (free-form keyword options, the size table).
+_FREE_FORM = ("straighten.options", "orient.options", "sizes")
 
 
 def resolve_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -129,8 +115,9 @@ def resolve_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     ...
     ValueError: unknown preprocessing parameter 'clahe.clip'
     """
-    out = copy.deepcopy(DEFAULT_PARAMS)
-    _merge(out, params or {}, ())
+    out = merge_params(
+        DEFAULT_PARAMS, params, what="preprocessing parameter", nested=True, replace=_FREE_FORM
+    )
     for step in ("denoise", "clahe", "mask", "orient"):
         if not isinstance(out[step]["enabled"], bool):
             raise ValueError(f"{step}.enabled must be true or false")
@@ -177,7 +164,7 @@ class InstanceResult:
     background: int = 255
     #: chromosome length (rows of the final, vertical mask) and area in source pixels,
     #: before resizing: the size information that fitting every crop to one output
-    #: size removes (see :func:`karyoflow.train.features.relative_size_features`)
+    #: size removes (see :func:`karyoflow.tasks.classification.features.relative_size_features`)
     length_px: float = math.nan
     area_px: float = math.nan
 
@@ -234,10 +221,13 @@ def preprocess_instance(
     >>> res.status, res.images["s"].shape, res.images["s"].dtype.name
     ('ok', (32, 16), 'uint8')
     """
-    return _run(to_grey(source_image), row, resolve_params(params))
+    return preprocess_grey(to_grey(source_image), row, resolve_params(params))
 
 
-def _run(grey: np.ndarray, row: Mapping[str, Any], p: dict[str, Any]) -> InstanceResult:
+def preprocess_grey(grey: np.ndarray, row: Mapping[str, Any], p: dict[str, Any]) -> InstanceResult:
+    """:func:`preprocess_instance` on an 8-bit grey ``(H, W)`` image with resolved
+    parameters ``p`` (:func:`resolve_params`): no conversion, no merge (for callers
+    that run many rows of one image)."""
     res = InstanceResult()
     box = _row_box(row, grey.shape)
     margin = int(p["crop"]["margin"])
@@ -542,7 +532,7 @@ def _preprocess_rows(
             rejects.append((instance_id, source, f"unreadable source: {reason}"))
             continue
         try:
-            res = _run(current, rec, p)
+            res = preprocess_grey(current, rec, p)
         except Exception as exc:  # a bug in one step must not lose the whole shard
             res = InstanceResult(status=f"error: {type(exc).__name__}: {exc}")
             log(f"{instance_id} ({source}): {res.status}")

@@ -71,14 +71,8 @@ def _number(text: str | None) -> float | None:
 def read_centromere_csv(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadResult:
     """Read crops with known centromeres, one ``kind="centromere"`` record per row.
 
-    Parameters
-    ----------
-    root : Path
-        The CSV file or the folder holding it.
-    dataset : str
-        Dataset name written into every record.
-    options : Mapping
-        See the module docstring.
+    ``root``: the CSV file or the folder holding it; ``dataset`` and ``options`` as for
+    every reader (:mod:`karyoflow.readers`, options: the module docstring).
 
     Returns
     -------

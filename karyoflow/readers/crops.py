@@ -108,14 +108,8 @@ def resolve_name_options(
 def read_crops(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadResult:
     """Read a single-chromosome crop set.
 
-    Parameters
-    ----------
-    root : Path
-        Dataset folder.
-    dataset : str
-        Dataset name written into every record.
-    options : Mapping
-        See the module docstring.
+    ``root``: dataset folder; ``dataset`` and ``options`` as for every reader
+    (:mod:`karyoflow.readers`, options: the module docstring).
 
     Returns
     -------

@@ -106,14 +106,8 @@ def _cells(
 def read_overlaps_h5(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadResult:
     """Read the overlapping-pairs HDF5 file, one ``kind="pair"`` record per pair.
 
-    Parameters
-    ----------
-    root : Path
-        The HDF5 file, or the folder holding it.
-    dataset : str
-        Dataset name written into every record.
-    options : Mapping
-        See the module docstring.
+    ``root``: the HDF5 file, or the folder holding it; ``dataset`` and ``options`` as
+    for every reader (:mod:`karyoflow.readers`, options: the module docstring).
 
     Returns
     -------

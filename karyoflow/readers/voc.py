@@ -375,14 +375,9 @@ def _read_id_list(path: Path) -> list[str]:
 def read_voc(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadResult:
     """Read a Pascal VOC metaphase set.
 
-    Parameters
-    ----------
-    root : Path
-        Dataset folder holding the image and annotation folders.
-    dataset : str
-        Dataset name written into every record.
-    options : Mapping
-        See the module docstring.
+    ``root``: dataset folder holding the image and annotation folders; ``dataset`` and
+    ``options`` as for every reader (:mod:`karyoflow.readers`, options: the module
+    docstring).
 
     Returns
     -------

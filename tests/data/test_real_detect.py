@@ -12,10 +12,10 @@ import defusedxml.ElementTree as SafeET
 import numpy as np
 import pytest
 
-from karyoflow.detect.evaluate import match_boxes, summarise_cells
-from karyoflow.detect.pipeline import resolve_params
-from karyoflow.detect.segment import detect_chromosomes
 from karyoflow.imageio import read_image
+from karyoflow.tasks.detection.evaluate import match_boxes, summarise_cells
+from karyoflow.tasks.detection.pipeline import resolve_params
+from karyoflow.tasks.detection.segment import detect_chromosomes
 
 pytestmark = pytest.mark.realdata
 

@@ -18,7 +18,7 @@ import pytest
 
 from karyoflow.config import load_config
 from karyoflow.ingest import ingest_dataset
-from karyoflow.overlaps.job import load_pairs, run_make_overlaps
+from karyoflow.tasks.segmentation.task import load_pairs, run_make_overlaps
 
 pytestmark = pytest.mark.realdata
 

@@ -199,7 +199,7 @@ def test_workflow_against_mlflow_server(repo, tmp_path):
 
 
 def test_dashboard_lists_experiment(browser_page, tmp_path):
-    from karyoflow.train import tracking
+    from karyoflow.engine import tracking
 
     results = tmp_path / "results"
     uri = tracking.default_tracking_uri(results)

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from karyoflow.engine.tracking import TRACKING_ENV
 from karyoflow.evaluate.end_to_end import detector_rates
 from karyoflow.fileutil import file_sha256
 from karyoflow.iscn import validate_iscn
-from karyoflow.train.tracking import TRACKING_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from karyoflow.centromere.data import flip_points, load_centromere_split, make_point_dataset
-from karyoflow.centromere.job import make_loss, resolve_centromere_params
-from karyoflow.centromere.metrics import (
+from karyoflow.tasks.centromere.data import flip_points, load_centromere_split, make_point_dataset
+from karyoflow.tasks.centromere.metrics import (
     centromere_index,
     centromere_metrics,
     chromosome_extent,
     per_class_table,
 )
+from karyoflow.tasks.centromere.task import make_loss, resolve_centromere_params
 
 H, W = 32, 16
 
@@ -58,7 +58,7 @@ def _write(path: Path, n: int, seed: int, *, extra_rows: bool = False) -> None:
 
 
 def test_models_build_and_start_at_the_centre():
-    from karyoflow.models.centromere import build_centromere_model
+    from karyoflow.models.registry import build_model as build_centromere_model
 
     x = np.full((2, H, W, 1), 255.0, np.float32)  # blank: the heat map is uniform
     for name in ("centromere_cnn", "centromere_heatmap"):
@@ -88,7 +88,7 @@ def test_flips_move_the_point():
     pt = np.array([[3.0, 5.0]], np.float32)
     img[0, 5, 3] = 0
     assert flip_points(pt, (H, W), hflip=True).tolist() == [[12.0, 5.0]]
-    from karyoflow.centromere.data import CentromereData
+    from karyoflow.tasks.centromere.data import CentromereData
 
     data = CentromereData(
         img,
@@ -146,8 +146,10 @@ def test_load_split_quarantines_points_outside(tmp_path):
 
 @pytest.mark.slow
 def test_one_epoch_fit_and_evaluation_tracked(tmp_path):
-    from karyoflow.centromere.job import run_centromere_evaluation, run_centromere_training
-    from karyoflow.train import tracking
+    from karyoflow.engine import tracking
+    from karyoflow.engine.job import Job
+    from karyoflow.engine.run import run_evaluate, run_train
+    from karyoflow.tasks.centromere.task import CENTROMERE
 
     for split, n, seed in (("train", 96, 1), ("val", 16, 2), ("test", 16, 3)):
         _write(tmp_path / "data" / f"{split}.h5", n, seed)
@@ -157,23 +159,28 @@ def test_one_epoch_fit_and_evaluation_tracked(tmp_path):
     parent = tracking.start_parent_run(uri, "test", name="workflow")
     (results / "mlflow").mkdir(parents=True, exist_ok=True)
     (results / "mlflow" / "parent_run.json").write_text(json.dumps({"run_id": parent}))
-    job = {
-        "model": "centromere_heatmap",
-        "datasets": ["tiny"],
-        "size": f"{H}x{W}",
-        "model_options": {"width": 8},
-        "params": resolve_centromere_params({"epochs": 1, "batch_size": 32, "threads": 1}),
-        "seed": 3,
-        "train_files": [str(tmp_path / "data" / "train.h5")],
-        "val_files": [str(tmp_path / "data" / "val.h5")],
-        "use_gpu": False,
-        "mixed_precision": False,
-        "tracking_uri": uri,
-        "experiment": "test",
-        "log_models": False,
-        "results": str(results),
-        "figure_count": 8,
-    }
+    job = Job(
+        task="centromere",
+        rule="train_centromere",
+        dataset="tiny",
+        model="centromere_heatmap",
+        seed=3,
+        size=f"{H}x{W}",
+        options={"width": 8},
+        params=resolve_centromere_params({"epochs": 1, "batch_size": 32, "threads": 1}),
+        inputs={
+            "train": [str(tmp_path / "data" / "train.h5")],
+            "val": [str(tmp_path / "data" / "val.h5")],
+        },
+        wildcards={"cmodel": "centromere_heatmap"},
+        settings={"figure_count": 8},
+        tracking={
+            "tracking_uri": uri,
+            "experiment": "test",
+            "log_models": False,
+            "results": str(results),
+        },
+    )
     out = tmp_path / "out"
     outputs = {
         k: str(out / f)
@@ -184,7 +191,7 @@ def test_one_epoch_fit_and_evaluation_tracked(tmp_path):
             ("curves", "c.png"),
         ]
     }
-    metrics = run_centromere_training(job, outputs, log=lambda _m: None)
+    metrics = run_train(CENTROMERE, job, outputs, log=lambda _m: None)
     assert metrics["epochs_run"] == 1 and np.isfinite(metrics["val_mean_error_px"])
     ev_out = {
         k: str(out / "test" / f)
@@ -195,9 +202,11 @@ def test_one_epoch_fit_and_evaluation_tracked(tmp_path):
             ("figure", "p.png"),
         ]
     }
-    ev = run_centromere_evaluation(
-        job, outputs["model"], [str(tmp_path / "data" / "test.h5")], ev_out, log=lambda _m: None
+    ev_job = job.with_(
+        rule="evaluate_centromere",
+        inputs={"model": outputs["model"], "test": [str(tmp_path / "data" / "test.h5")]},
     )
+    ev = run_evaluate(CENTROMERE, ev_job, ev_out, log=lambda _m: None)
     saved = json.loads(Path(ev_out["metrics"]).read_text())
     for key in (
         "mean_error_px",

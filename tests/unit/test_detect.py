@@ -11,8 +11,14 @@ import pandas as pd
 import pytest
 
 from karyoflow.config import ConfigError, validate_config
-from karyoflow.detect.evaluate import average_precision, box_iou, match_boxes, summarise_cells
-from karyoflow.detect.pipeline import (
+from karyoflow.manifest import manifest_frame, write_manifest
+from karyoflow.tasks.detection.evaluate import (
+    average_precision,
+    box_iou,
+    match_boxes,
+    summarise_cells,
+)
+from karyoflow.tasks.detection.pipeline import (
     DEFAULT_PARAMS,
     evaluate_manifest,
     metrics_by_split,
@@ -20,9 +26,8 @@ from karyoflow.detect.pipeline import (
     resolve_params,
     run_detect_evaluate,
 )
-from karyoflow.detect.plots import COLOURS, overlay_detections
-from karyoflow.detect.segment import Detections, detect_chromosomes
-from karyoflow.manifest import manifest_frame, write_manifest
+from karyoflow.tasks.detection.plots import COLOURS, overlay_detections
+from karyoflow.tasks.detection.segment import Detections, detect_chromosomes
 
 BG, FG = 225, 70
 
@@ -396,7 +401,7 @@ def _random_scene(rng: np.random.Generator, n: int = 6) -> tuple[np.ndarray, lis
 
 
 def test_centernet_encoding_round_trip():
-    from karyoflow.detect.centernet import decode_boxes, encode_boxes
+    from karyoflow.tasks.detection.centernet import decode_boxes, encode_boxes
 
     boxes = np.array([[10, 10, 50, 30], [20, 14, 44, 60], [100, 80, 130, 150.0]])
     t = encode_boxes(boxes, (160, 160), stride=4)
@@ -413,7 +418,7 @@ def test_centernet_encoding_round_trip():
 
 
 def test_random_crop_moves_boxes_with_the_pixels():
-    from karyoflow.detect.learned import random_crop
+    from karyoflow.tasks.detection.learned import random_crop
 
     img = _canvas(200, 240)
     _bar(img, (100, 70), (120, 120), width=12)
@@ -440,9 +445,9 @@ def test_test_time_views_are_brought_back_to_the_image_frame():
     or transposed detections (an untrained network: its single views differ)."""
     import keras
 
-    from karyoflow.detect.centernet import decode_boxes
-    from karyoflow.detect.learned import predict_map
     from karyoflow.models.detector import centernet
+    from karyoflow.tasks.detection.centernet import decode_boxes
+    from karyoflow.tasks.detection.learned import predict_map
 
     keras.utils.set_random_seed(3)
     model = centernet(filters=[4, 8, 8, 8], head=8)
@@ -479,7 +484,7 @@ def test_test_time_views_are_brought_back_to_the_image_frame():
 
 
 def test_fuse_boxes_crafted():
-    from karyoflow.detect.fusion import fuse_boxes
+    from karyoflow.tasks.detection.fusion import fuse_boxes
 
     a, b, c = [0.0, 0, 10, 20], [2.0, 0, 12, 20], [40.0, 40, 50, 50]
     # the same chromosome in two passes: one box, score-weighted, the mean score
@@ -511,8 +516,8 @@ def test_multiscale_detection_fuses_the_passes():
     back; other scales only add fused boxes above the threshold, inside the image."""
     import keras
 
-    from karyoflow.detect.learned import detect_learned
     from karyoflow.models.detector import centernet
+    from karyoflow.tasks.detection.learned import detect_learned
 
     keras.utils.set_random_seed(5)
     model = centernet(filters=[4, 8, 8, 8], head=8)
@@ -533,7 +538,7 @@ def test_multiscale_detection_fuses_the_passes():
 
 
 def test_learned_detector_params_checked(repo):
-    from karyoflow.detect.job import resolve_detector_params
+    from karyoflow.tasks.detection.task import resolve_detector_params
 
     assert resolve_detector_params({"thresholds": [0.5, 0.2]})["thresholds"] == [0.2, 0.5]
     assert resolve_detector_params({"tta": 8})["tta"] == 8
@@ -555,12 +560,19 @@ def test_learned_detector_params_checked(repo):
         validate_config(config)
 
 
+@pytest.mark.slow
 def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
-    """Train on crafted spreads (tracked in MLflow), then evaluate like the classical one."""
+    """Train on crafted spreads, then evaluate like the classical one; both tracked in
+    MLflow, the evaluated detector registered."""
     import sqlite3
 
-    from karyoflow.detect.job import load_detector, resolve_detector_params, run_detector_training
-    from karyoflow.train import tracking
+    from karyoflow.engine import tracking
+    from karyoflow.engine.job import Job
+    from karyoflow.engine.run import run_evaluate, run_train
+    from karyoflow.tasks.detection.task import DETECTION, load_detector, resolve_detector_params
+
+    def run_detector_training(job, outputs, log=print):
+        return run_train(DETECTION, job, outputs, log=log)
 
     rng = np.random.default_rng(0)
     scenes = [_random_scene(rng) for _ in range(10)]
@@ -586,18 +598,22 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
         "thresholds": [0.05, 0.1, 0.2, 0.3],
         "scales": [1.0, 1.2],
     }
-    job = {
-        "dataset": "d",
-        "manifest": str(manifest),
-        "params": resolve_detector_params(params),
-        "seed": 1,
-        "use_gpu": False,
-        "mixed_precision": False,
-        "tracking_uri": uri,
-        "experiment": "test",
-        "log_models": False,
-        "results": str(results),
-    }
+    job = Job(
+        task="detection",
+        rule="train_detector",
+        dataset="d",
+        model="centernet",
+        params=resolve_detector_params(params),
+        seed=1,
+        inputs={"manifest": str(manifest)},
+        wildcards={"dataset": "d"},
+        tracking={
+            "tracking_uri": uri,
+            "experiment": "test",
+            "log_models": True,
+            "results": str(results),
+        },
+    )
     out = tmp_path / "learned"
     names = ("model.keras", "detector.json", "train.json", "history.json", "curves.png")
     outputs = {
@@ -623,15 +639,13 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
     ev_out = {k: str(out / f"{k}.{e}") for k, e in (("metrics", "json"), ("per_cell", "csv"))}
     ev_out["overlay"] = str(out / "overlay.png")
     ev_out["pr"] = str(out / "pr.png")
-    ev = run_detect_evaluate(
-        dataset="d",
-        manifest=manifest,
-        params=None,
-        overlay_cells=2,
-        outputs=ev_out,
-        log=lambda _m: None,
-        model=outputs["model"],
+    ev_job = job.with_(
+        rule="detect_learned_evaluate",
+        params={},
+        inputs={"manifest": str(manifest), "model": outputs["model"]},
+        settings={"overlay_cells": 2},
     )
+    ev = run_evaluate(DETECTION, ev_job, ev_out, log=lambda _m: None)
     assert ev["detector"] == "learned" and ev["params"]["threshold"] == metrics["threshold"]
     assert ev["images"] == 10 and ev["test"]["cells"] == 2 and ev["all"]["recall"] >= 0.5
     # AP over detections down to ap_floor: at most the recall reached there
@@ -645,11 +659,19 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
         .fetchall()
     )
     assert tags["mlflow.parentRunId"] == parent and tags["karyoflow.kind"] == "train_detector"
+    # the evaluation is a tracked run too, and registers the detector by its test F1
+    ev_tags = dict(
+        sqlite3.connect(tmp_path / "mlflow.db")
+        .execute("select key, value from tags where run_uuid=?", (ev["mlflow_run_id"],))
+        .fetchall()
+    )
+    assert ev_tags["karyoflow.kind"] == "detect_learned_evaluate" and ev_tags["task"] == "detection"
+    assert ev_tags["registered_model"] == "karyoflow-detection" and 0 < ev["test_f1"] <= 1
     # fine-tuning: one epoch from the trained weights at a tiny learning rate finds the
     # bars at once (from fresh weights, epoch 1 found none: above)
     tuned = {k: str(tmp_path / "tuned" / Path(v).name) for k, v in outputs.items()}
     params_ft = resolve_detector_params(params, {"epochs": 1, "learning_rate": 1e-6})
-    job_ft = {**job, "params": params_ft, "weights": outputs["model"]}
+    job_ft = job.with_(params=params_ft, weights=outputs["model"])
     ft = run_detector_training(job_ft, tuned, log=lambda _m: None)
     history_ft = json.loads(Path(tuned["history"]).read_text())
     assert history_ft["val_recall"][0] >= 0.5, history_ft
@@ -659,7 +681,7 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
     wrong = resolve_detector_params(params, {"epochs": 1, "filters": [8, 16, 16, 32]})
     other = {k: str(tmp_path / "other" / Path(v).name) for k, v in outputs.items()}
     with pytest.raises(ValueError, match=r"model\.keras does not fit model 'centernet'"):
-        run_detector_training({**job, "params": wrong, "weights": outputs["model"]}, other)
+        run_detector_training(job.with_(params=wrong, weights=outputs["model"]), other)
     assert not (tmp_path / "other").exists()
     with pytest.raises(FileNotFoundError, match=r"weights file not found: .*nothing\.keras"):
-        run_detector_training({**job, "weights": str(tmp_path / "nothing.keras")}, other)
+        run_detector_training(job.with_(weights=str(tmp_path / "nothing.keras")), other)

@@ -1,4 +1,5 @@
-"""Chromosomes cut out of unannotated frames as pair sources (karyoflow.overlaps.frames)."""
+"""Chromosomes cut out of unannotated frames as pair sources
+(karyoflow.tasks.segmentation.frames)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from karyoflow.overlaps.frames import (
+from karyoflow.tasks.segmentation.frames import (
     assign_by_fraction,
     frame_chromosomes,
     frame_sources,
     resolve_frames_params,
     scale_frame,
 )
-from karyoflow.overlaps.job import load_pairs, run_make_overlaps
+from karyoflow.tasks.segmentation.task import load_pairs, run_make_overlaps
 
 
 def _frame(seed: int, n: int = 10) -> np.ndarray:

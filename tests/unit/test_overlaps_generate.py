@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from karyoflow.overlaps.generate import (
+from karyoflow.readers.overlaps import read_overlaps_h5
+from karyoflow.tasks.segmentation.generate import (
     chromosome_od,
     compose_pair,
     generate_pairs,
     resolve_generate_params,
     write_pairs_h5,
 )
-from karyoflow.overlaps.job import check_overlaps_config, load_pairs, run_make_overlaps
-from karyoflow.readers.overlaps import read_overlaps_h5
+from karyoflow.tasks.segmentation.task import check_overlaps_config, load_pairs, run_make_overlaps
 
 
 def _bar(h: int = 30, w: int = 6, od: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Geometric A/B assignment (karyoflow.overlaps.instances) on crafted crossings."""
+"""Geometric A/B assignment (karyoflow.tasks.segmentation.instances) on crafted crossings."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from karyoflow.evaluate.segmentation import segmentation_report
-from karyoflow.overlaps.instances import (
+from karyoflow.tasks.segmentation.instances import (
     split_instances,
     split_instances_batch,
     to_contact_classes,
     to_three_class,
 )
-from karyoflow.overlaps.job import resolve_seg_params
+from karyoflow.tasks.segmentation.task import resolve_seg_params
 
 
 def _bar(p0, p1, size=48, width=5) -> np.ndarray:

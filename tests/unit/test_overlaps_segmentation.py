@@ -92,7 +92,7 @@ def test_colours_and_sample_figure(tmp_path):
 
 
 def test_swap_invariant_loss():
-    from karyoflow.overlaps.losses import SwapInvariantLoss, class_pixel_weights
+    from karyoflow.tasks.segmentation.losses import SwapInvariantLoss, class_pixel_weights
 
     y = _truth()
     p = np.eye(4, dtype=np.float32)[swap_ab(y)] * 0.9 + 0.025
@@ -107,20 +107,20 @@ def test_swap_invariant_loss():
 
 
 def test_models_build_and_reject_bad_sizes():
-    from karyoflow.models.segmentation import build_segmentation_model, segmentation_options
+    from karyoflow.models.registry import build_model, model_options
 
     for name in ("unet", "segnet"):
-        m = build_segmentation_model(name, (32, 32, 1), options={"filters": 4, "depth": 2})
+        m = build_model(name, (32, 32, 1), options={"filters": 4, "depth": 2})
         assert m.output_shape == (None, 32, 32, 4)
         assert m.layers[-1].dtype_policy.name == "float32"
         assert any("dropout" in layer.name for layer in m.layers)
-    assert "dropout" in segmentation_options("segnet")
+    assert "dropout" in model_options("segnet")
     with pytest.raises(ValueError, match="multiple of 8"):
-        build_segmentation_model("unet", (36, 36, 1))
+        build_model("unet", (36, 36, 1))
     with pytest.raises(ValueError, match="unknown option"):
-        build_segmentation_model("unet", (32, 32, 1), options={"filter": 4})
-    with pytest.raises(ValueError, match="unknown segmentation model"):
-        build_segmentation_model("fcn", (32, 32, 1))
+        build_model("unet", (32, 32, 1), options={"filter": 4})
+    with pytest.raises(ValueError, match=r"unknown model 'fcn'.*segmentation: segnet, unet"):
+        build_model("fcn", (32, 32, 1))
 
 
 def test_test_time_views_of_segmentation():
@@ -128,22 +128,22 @@ def test_test_time_views_of_segmentation():
     transposed or flipped labels (an untrained net: one view is not symmetric)."""
     import keras
 
-    from karyoflow.models.segmentation import build_segmentation_model
-    from karyoflow.overlaps.job import _predict, resolve_seg_params
+    from karyoflow.models.registry import build_model
+    from karyoflow.tasks.segmentation.task import predict_pairs, resolve_seg_params
 
     keras.utils.set_random_seed(0)
-    m = build_segmentation_model("unet", (32, 32, 1), options={"filters": 4, "depth": 2})
+    m = build_model("unet", (32, 32, 1), options={"filters": 4, "depth": 2})
     grey = (np.random.default_rng(1).random((3, 32, 32)) * 255).astype(np.uint8)
     one = resolve_seg_params({"mode": "four_class"})
     assert not np.array_equal(
-        _predict(m, grey[:, ::-1], params=one)[:, ::-1], _predict(m, grey, params=one)
+        predict_pairs(m, grey[:, ::-1], params=one)[:, ::-1], predict_pairs(m, grey, params=one)
     )
-    eight = {"mode": "four_class", "tta": 8}  # _predict alone: no A / B split here
-    ref = _predict(m, grey, params=eight)
+    eight = {"mode": "four_class", "tta": 8}  # predict_pairs alone: no A / B split here
+    ref = predict_pairs(m, grey, params=eight)
     assert np.array_equal(
-        _predict(m, grey.transpose(0, 2, 1), params=eight).transpose(0, 2, 1), ref
+        predict_pairs(m, grey.transpose(0, 2, 1), params=eight).transpose(0, 2, 1), ref
     )
-    assert np.array_equal(_predict(m, grey[:, ::-1, ::-1], params=eight)[:, ::-1, ::-1], ref)
+    assert np.array_equal(predict_pairs(m, grey[:, ::-1, ::-1], params=eight)[:, ::-1, ::-1], ref)
     assert resolve_seg_params({"mode": "contact_geometric", "tta": 4})["tta"] == 4
     with pytest.raises(ValueError, match="tta > 1 needs a geometric mode"):
         resolve_seg_params({"tta": 8})
@@ -154,8 +154,10 @@ def test_test_time_views_of_segmentation():
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["four_class", "contact_geometric"])
 def test_one_epoch_fit_and_evaluation(tmp_path, mode):
-    from karyoflow.overlaps.generate import compose_pair, write_pairs_h5
-    from karyoflow.overlaps.job import run_evaluate_segmentation, run_train_segmentation
+    from karyoflow.engine.job import Job
+    from karyoflow.engine.run import run_evaluate, run_train
+    from karyoflow.tasks.segmentation.generate import compose_pair, write_pairs_h5
+    from karyoflow.tasks.segmentation.task import SEGMENTATION
 
     four = mode == "four_class"
     rng = np.random.default_rng(0)
@@ -175,19 +177,20 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
         "log_models": False,
         "results": str(tmp_path),
     }
-    job = {
-        "dataset": "d",
-        "model": "unet",
-        "options": {"filters": 4, "depth": 2},
+    job = Job(
+        task="segmentation",
+        rule="train_segmentation",
+        dataset="d",
+        model="unet",
+        options={"filters": 4, "depth": 2},
         # the geometric mode evaluates with test-time views
-        "params": {"epochs": 1, "batch_size": 8, "mode": mode, "tta": 1 if four else 8},
-        "seed": 1,
-        "train": tmp_path / "train.h5",
-        "val": tmp_path / "val.h5",
-        "use_gpu": False,
-        "mixed_precision": False,
-        **tracking,
-    }
+        params={"epochs": 1, "batch_size": 8, "mode": mode, "tta": 1 if four else 8},
+        seed=1,
+        inputs={"train": tmp_path / "train.h5", "val": tmp_path / "val.h5"},
+        wildcards={"dataset": "d", "seg_model": "unet"},
+        settings={"samples": 4},
+        tracking=tracking,
+    )
     outs = {
         k: tmp_path / "m" / f
         for k, f in (
@@ -197,7 +200,7 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
             ("curves", "curves.png"),
         )
     }
-    metrics = run_train_segmentation(job, outs, log=lambda m: None)
+    metrics = run_train(SEGMENTATION, job, outs, log=lambda m: None)
     assert metrics["epochs_run"] == 1 and 0 <= metrics["val_mean_iou"] <= 1
     assert metrics["mode"] == mode
     assert json.loads(outs["history"].read_text())["loss"]
@@ -209,13 +212,15 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
             ("samples", "samples.png"),
         )
     }
-    job = {**job, "model_file": outs["model"], "test": tmp_path / "test.h5", "samples": 4}
-    result = run_evaluate_segmentation(job, ev, log=lambda m: None)
+    job = job.with_(
+        rule="evaluate_segmentation", inputs={"model": outs["model"], "test": tmp_path / "test.h5"}
+    )
+    result = run_evaluate(SEGMENTATION, job, ev, log=lambda m: None)
     assert result["test_pairs"] == 8 and set(result["iou"]) >= {"overlap", "background"}
     assert result["mode"] == mode and result["tta"] == (1 if four else 8)
     with pytest.raises(ValueError, match="a 4-class model, but mode is three_class"):
-        three = {**job["params"], "mode": "three_class_geometric"}
-        run_evaluate_segmentation({**job, "params": three}, ev, log=lambda m: None)
+        three = {**job.params, "mode": "three_class_geometric"}
+        run_evaluate(SEGMENTATION, job.with_(params=three), ev, log=lambda m: None)
     saved = json.loads(ev["metrics"].read_text())
     assert saved["mlflow_run_id"] and ev["samples"].stat().st_size > 2000
     if mode != "four_class":

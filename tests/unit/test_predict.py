@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-from karyoflow.predict import load_classifier, predict_cell, predict_paths, read_boxes
+from karyoflow.predict import load_classifier, predict_cell, predict_paths
+from karyoflow.predict.cell import read_boxes
 
 ISCN = re.compile(r"^\d+,(X|Y)+(,[+-]\w+)*$")
 
@@ -134,7 +135,7 @@ def test_predict_cell_detects_without_boxes(classifier, metaphase):
 
 def test_predict_cell_uses_a_given_detector(classifier, metaphase):
     """A learned detector (any ``image -> Detections``) replaces the classical one."""
-    from karyoflow.detect.segment import Detections
+    from karyoflow.tasks.detection.segment import Detections
 
     seen = []
 
@@ -275,7 +276,7 @@ def test_calibration_of_a_registered_version(tmp_path):
     """A ``models:/`` source (``champion``) takes the calibration from its version's tags."""
     from mlflow.tracking import MlflowClient
 
-    from karyoflow.predict import _find_calibration
+    from karyoflow.predict.classifier import find_calibration
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
@@ -286,9 +287,9 @@ def test_calibration_of_a_registered_version(tmp_path):
         tags={"calibration_temperature": "0.55", "review_min_posterior": "0.9"},
     )
     client.set_registered_model_alias("karyoflow-classification", "champion", v1.version)
-    cal = _find_calibration("models:/karyoflow-classification@champion", uri)
+    cal = find_calibration("models:/karyoflow-classification@champion", uri)
     assert cal.temperature == 0.55 and cal.review_min_posterior == 0.9
-    assert _find_calibration("models:/karyoflow-classification/1", uri).temperature == 0.55
+    assert find_calibration("models:/karyoflow-classification/1", uri).temperature == 0.55
     client.create_model_version("karyoflow-classification", source=str(tmp_path))
-    assert _find_calibration("models:/karyoflow-classification/2", uri).temperature == 1.0
-    assert _find_calibration("models:/unknown/1", uri).temperature == 1.0
+    assert find_calibration("models:/karyoflow-classification/2", uri).temperature == 1.0
+    assert find_calibration("models:/unknown/1", uri).temperature == 1.0

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from karyoflow.engine import tracking as trk
 from karyoflow.reproduce import compare, dataset_hashes, format_table
-from karyoflow.train import tracking as trk
 
 pytestmark = pytest.mark.slow
 

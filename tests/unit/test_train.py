@@ -12,11 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from karyoflow.engine.job import Job
+from karyoflow.engine.run import run_evaluate, run_train
 from karyoflow.labels import LABELS
 from karyoflow.manifest import manifest_frame, write_manifest
-from karyoflow.train.data import class_weights, load_split
-from karyoflow.train.job import grid_points, point_id, run_training
-from karyoflow.train.trainer import resolve_train_params
+from karyoflow.tasks.classification.data import class_weights, load_split
+from karyoflow.tasks.classification.grid import grid_points, point_id
+from karyoflow.tasks.classification.task import CLASSIFICATION, resolve_train_params
 
 pytestmark = pytest.mark.slow
 
@@ -52,28 +54,37 @@ def tiny(tmp_path_factory):
     return root
 
 
-def _job(root: Path, **extra):
-    job = {
-        "dataset": "tiny",
-        "model": "karyonet_fast",
-        "point": point_id("adamw", 0.003),
-        "size": f"{H}x{W}",
-        "model_options": {},
-        "weights": None,
-        "params": resolve_train_params({"epochs": 1, "batch_size": 32, "threads": 1}),
-        "seed": 5,
-        "train_files": [str(root / "data" / "train.h5")],
-        "val_files": [str(root / "data" / "val.h5")],
-        "manifest": str(root / "manifest.parquet"),
-        "use_gpu": False,
-        "mixed_precision": False,
+def _tracking(root: Path, log_models: bool = True) -> dict:
+    return {
         "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
         "experiment": "test",
-        "log_models": True,
+        "log_models": log_models,
         "results": str(root / "results"),
     }
-    job.update(extra)
-    return job
+
+
+def _job(root: Path, *, params=None, log_models: bool = True) -> Job:
+    point = point_id("adamw", 0.003)
+    return Job(
+        task="classification",
+        rule="train",
+        dataset="tiny",
+        model="karyonet_fast",
+        seed=5,
+        params=params or resolve_train_params({"epochs": 1, "batch_size": 32, "threads": 1}),
+        size=f"{H}x{W}",
+        inputs={
+            "train": [str(root / "data" / "train.h5")],
+            "val": [str(root / "data" / "val.h5")],
+            "manifest": [str(root / "manifest.parquet")],
+        },
+        wildcards={"dataset": "tiny", "model": "karyonet_fast", "point": point},
+        tracking=_tracking(root, log_models),
+    )
+
+
+def run_training(job: Job, outputs, log=print) -> dict:
+    return run_train(CLASSIFICATION, job, outputs, log=log)
 
 
 def _outputs(root: Path, name: str) -> dict[str, str]:
@@ -88,7 +99,7 @@ def _outputs(root: Path, name: str) -> dict[str, str]:
 
 
 def test_one_epoch_job_tracked(tiny):
-    from karyoflow.train import tracking
+    from karyoflow.engine import tracking
 
     uri = f"sqlite:///{tiny / 'mlflow.db'}"
     tracking.init_store(uri, "test", tiny / "results")
@@ -128,8 +139,6 @@ def test_cpu_training_is_deterministic(tiny):
 
 
 def test_evaluation_with_decoding(tiny):
-    from karyoflow.train.evaluation import run_evaluation
-
     run_training(_job(tiny, log_models=False), _outputs(tiny, "adamw-lr0.003"), log=print)
     grid = tiny / "grid.csv"
     pd.DataFrame(
@@ -151,25 +160,26 @@ def test_evaluation_with_decoding(tiny):
     model_file = _outputs(tiny, "adamw-lr0.003")["model"]
     calibration = Path(model_file).with_name("calibration.json")
     calibration.write_text('{"temperature": 2.0, "fitted_on": "val", "review_min_posterior": 0.5}')
-    metrics = run_evaluation(
+    job = Job(
+        task="classification",
+        rule="evaluate",
         dataset="tiny",
         model="karyonet_fast",
-        grid_csv=grid,
-        model_files=[_outputs(tiny, "adamw-lr0.003")["model"]],
-        test_file=tiny / "data" / "test.h5",
-        manifest=tiny / "manifest.parquet",
-        select_by="val_accuracy",
-        decode={"extra_copy_penalty": None, "max_copies": 4, "call": {}, "cases": {}},
         seed=5,
-        calibration_files=[str(calibration)],
-        tracking={
-            "tracking_uri": f"sqlite:///{tiny / 'mlflow.db'}",
-            "experiment": "test",
-            "results": str(tiny / "results"),
+        inputs={
+            "grid": [str(grid)],
+            "models": [model_file],
+            "calibrations": [str(calibration)],
+            "test": [str(tiny / "data" / "test.h5")],
+            "manifest": [str(tiny / "manifest.parquet")],
         },
-        outputs=outputs,
-        log=lambda _m: None,
+        settings={
+            "select_by": "val_accuracy",
+            "decode": {"extra_copy_penalty": None, "max_copies": 4, "call": {}, "cases": {}},
+        },
+        tracking=_tracking(tiny, log_models=False),
     )
+    metrics = run_evaluate(CLASSIFICATION, job, outputs, log=lambda _m: None)
     assert metrics["test_instances"] == 48 and metrics["test_cells"] == 2
     for key in ("accuracy", "accuracy_decoded", "accuracy_hierarchical", "denver_accuracy"):
         assert 0.0 <= metrics[key] <= 1.0
@@ -200,7 +210,7 @@ def test_training_options():
 
 
 def test_schedules_and_optimizers():
-    from karyoflow.train.trainer import make_optimizer
+    from karyoflow.engine.fit import make_optimizer
 
     for opt in ("adam", "adamw", "sgd", "rmsprop"):
         for schedule in ("constant", "step", "cosine", "onecycle"):
@@ -226,7 +236,7 @@ def _add_sizes(path: Path) -> np.ndarray:
 
 
 def test_size_features_from_split_files(tmp_path):
-    from karyoflow.train.data import make_dataset
+    from karyoflow.tasks.classification.data import make_dataset
 
     path = tmp_path / "train.h5"
     _write_split(path, 2, 0)
@@ -252,8 +262,7 @@ def test_size_features_from_split_files(tmp_path):
 def test_size_feature_job_builds_two_input_model(tmp_path):
     import keras
 
-    from karyoflow.train.evaluation import run_evaluation  # noqa: F401  (import check)
-    from karyoflow.train.trainer import predict_proba
+    from karyoflow.tasks.classification.data import predict_proba
 
     for split, n, seed in (("train", 4, 1), ("val", 1, 2)):
         _write_split(tmp_path / "data" / f"{split}.h5", n, seed)

@@ -3,56 +3,52 @@
 # evaluation on their test splits. docs/centromere.md
 
 
-wildcard_constraints:
-    cmodel="centromere_[a-z_]+",
-
-
 rule train_centromere:
     input:
         train=centromere_files("train"),
         val=centromere_files("val"),
     output:
-        model=f"{RESULTS}/centromere/{{cmodel}}/model.keras",
-        metrics=f"{RESULTS}/centromere/{{cmodel}}/metrics.json",
-        history=f"{RESULTS}/centromere/{{cmodel}}/history.json",
-        curves=f"{RESULTS}/centromere/{{cmodel}}/curves.png",
+        model="results/centromere/{cmodel}/model.keras",
+        metrics="results/centromere/{cmodel}/metrics.json",
+        history="results/centromere/{cmodel}/history.json",
+        curves="results/centromere/{cmodel}/curves.png",
     log:
-        f"{RESULTS}/logs/train_centromere/{{cmodel}}.log",
+        "results/logs/train_centromere/{cmodel}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train_centromere/{{cmodel}}.tsv"
+        "results/benchmarks/train_centromere/{cmodel}.tsv"
     conda:
         ENV_GPU if GPU["enabled"] else ENV
     threads: TRAIN_THREADS
     resources:
-        **GPU_RESOURCES,
+        **TRAIN_RESOURCES,
     params:
         job=centromere_job,
     script:
-        "../scripts/train_centromere.py"
+        "../scripts/train.py"
 
 
 rule evaluate_centromere:
     input:
-        model=f"{RESULTS}/centromere/{{cmodel}}/model.keras",
+        model="results/centromere/{cmodel}/model.keras",
         test=centromere_files("test"),
     output:
-        metrics=f"{RESULTS}/centromere/{{cmodel}}/test/metrics.json",
-        per_class=f"{RESULTS}/centromere/{{cmodel}}/test/per_class.csv",
-        predictions=f"{RESULTS}/centromere/{{cmodel}}/test/predictions.csv",
+        metrics="results/centromere/{cmodel}/test/metrics.json",
+        per_class="results/centromere/{cmodel}/test/per_class.csv",
+        predictions="results/centromere/{cmodel}/test/predictions.csv",
         figure=report(
-            f"{RESULTS}/centromere/{{cmodel}}/test/predictions.png",
+            "results/centromere/{cmodel}/test/predictions.png",
             caption="../report/centromere.rst",
             category="Centromere",
             labels={"model": "{cmodel}", "figure": "test predictions"},
         ),
     log:
-        f"{RESULTS}/logs/evaluate_centromere/{{cmodel}}.log",
+        "results/logs/evaluate_centromere/{cmodel}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate_centromere/{{cmodel}}.tsv"
+        "results/benchmarks/evaluate_centromere/{cmodel}.tsv"
     conda:
         ENV
     threads: TRAIN_THREADS
     params:
         job=centromere_job,
     script:
-        "../scripts/evaluate_centromere.py"
+        "../scripts/evaluate.py"

@@ -8,7 +8,8 @@ import sys
 sys.path.insert(0, workflow.basedir)  # karyoflow from this checkout
 
 from karyoflow.config import validate_config
-from karyoflow.train.tracking import CONFIG_HASH_ENV, config_hash
+from karyoflow.models.table import models_for
+from karyoflow.engine.tracking import CONFIG_HASH_ENV, config_hash
 from karyoflow.split import SPLITS
 
 # Jobs import the karyoflow package from this checkout, whatever their environment
@@ -54,6 +55,11 @@ if GPU["enabled"]:
     if GPU["model"]:
         GPU_RESOURCES["gpu_model"] = GPU["model"]
 TRAIN_THREADS = 2
+# One resources block for every training rule (cluster profiles need no per-rule lists).
+TRAIN_RESOURCES = {
+    **GPU_RESOURCES,
+    **{k: v for k, v in TRAIN["resources"].items() if v is not None},
+}
 TRACKING = {
     "tracking_uri": config["mlflow"]["tracking_uri"],
     "experiment": config["mlflow"]["experiment"],
@@ -69,6 +75,8 @@ wildcard_constraints:
     shard=r"\d+",
     split="|".join(SPLITS),
     model="|".join(config["train"]["models"]) or "none",
+    cmodel="|".join(models_for("centromere")),
+    seg_model="|".join(models_for("segmentation")),
     point=r"[a-z]+-lr[0-9.e+-]+",
     name=r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
 
@@ -130,7 +138,7 @@ def model_size(model):
 
 
 def grid():
-    from karyoflow.train.job import grid_points
+    from karyoflow.tasks.classification.grid import grid_points
 
     return grid_points(TRAIN["grid"])
 
@@ -143,29 +151,52 @@ def train_file(split):
     return inner
 
 
-def train_job(wildcards, input):
-    from karyoflow.train.trainer import resolve_train_params
-
-    point = grid()[wildcards.point]
-    params = resolve_train_params(
-        TRAIN["params"], model_setting(wildcards.model, "params", {}), point
-    )
+def job_spec(task, *, dataset, model, params, **fields):
+    """params.job of a rule of the engine (karyoflow.engine.Job.from_snakemake adds
+    the rule, inputs and wildcards)."""
     return {
-        "dataset": wildcards.dataset,
-        "model": wildcards.model,
-        "point": wildcards.point,
-        "size": model_size(wildcards.model),
-        "model_options": model_setting(wildcards.model, "options", {}),
-        "weights": model_setting(wildcards.model, "weights"),
+        "task": task,
+        "dataset": dataset,
+        "model": model,
         "params": params,
         "seed": SEED,
-        "train_files": [input.train],
-        "val_files": [input.val],
-        "manifest": input.manifest,
         "use_gpu": GPU["enabled"],
         "mixed_precision": GPU["mixed_precision"],
-        **TRACKING,
+        "tracking": TRACKING,
+        **fields,
     }
+
+
+def train_job(wildcards):
+    from karyoflow.tasks.classification.task import resolve_train_params
+
+    point = grid()[wildcards.point]
+    return job_spec(
+        "classification",
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        params=resolve_train_params(
+            TRAIN["params"], model_setting(wildcards.model, "params", {}), point
+        ),
+        size=model_size(wildcards.model),
+        options=model_setting(wildcards.model, "options", {}),
+        weights=model_setting(wildcards.model, "weights"),
+    )
+
+
+def evaluate_job(wildcards):
+    return job_spec(
+        "classification",
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        params={},
+        size=model_size(wildcards.model),
+        settings={
+            "select_by": TRAIN["select_by"],
+            "decode": config["evaluate"],
+            "tta": config["evaluate"]["tta"],
+        },
+    )
 
 
 def grid_metrics(wildcards):
@@ -213,25 +244,20 @@ def centromere_files(split):
 
 
 def centromere_job(wildcards):
-    from karyoflow.centromere.job import resolve_centromere_params
+    from karyoflow.tasks.centromere.task import resolve_centromere_params
 
     settings = CENTROMERE["model_settings"].get(wildcards.cmodel) or {}
-    return {
-        "model": wildcards.cmodel,
-        "datasets": centromere_datasets(),
-        "size": centromere_size(),
-        "model_options": settings.get("options") or {},
-        "params": resolve_centromere_params(
+    return job_spec(
+        "centromere",
+        dataset="+".join(centromere_datasets()),
+        model=wildcards.cmodel,
+        params=resolve_centromere_params(
             CENTROMERE["params"], settings.get("params") or {}
         ),
-        "seed": SEED,
-        "train_files": centromere_files("train"),
-        "val_files": centromere_files("val"),
-        "figure_count": CENTROMERE["figure_count"],
-        "use_gpu": GPU["enabled"],
-        "mixed_precision": GPU["mixed_precision"],
-        **TRACKING,
-    }
+        size=centromere_size(),
+        options=settings.get("options") or {},
+        settings={"figure_count": CENTROMERE["figure_count"]},
+    )
 
 
 def _detect_choice():
@@ -259,18 +285,25 @@ def detector_weights(wildcards):
 
 
 def detector_job(wildcards):
-    from karyoflow.detect.job import resolve_detector_params
+    from karyoflow.tasks.detection.task import resolve_detector_params
 
-    return {
-        "dataset": wildcards.dataset,
-        "manifest": manifest_path(wildcards.dataset),
-        "params": resolve_detector_params(config["detect"]["learned"]["params"]),
-        "weights": config["detect"]["learned"]["weights"],
-        "seed": SEED,
-        "use_gpu": GPU["enabled"],
-        "mixed_precision": GPU["mixed_precision"],
-        **TRACKING,
-    }
+    return job_spec(
+        "detection",
+        dataset=wildcards.dataset,
+        model="centernet",
+        params=resolve_detector_params(config["detect"]["learned"]["params"]),
+        weights=config["detect"]["learned"]["weights"],
+    )
+
+
+def detector_evaluate_job(wildcards):
+    return job_spec(
+        "detection",
+        dataset=wildcards.dataset,
+        model="centernet",
+        params=config["detect"]["params"],
+        settings={"overlay_cells": config["detect"]["overlay_cells"]},
+    )
 
 
 OVERLAPS = config["overlaps"]
@@ -305,23 +338,20 @@ def pairs_file(split):
 def segmentation_job(wildcards, views=True):
     """Job of a segmentation rule; views=False: one test-time view (training: tta only
     changes the evaluation, so changing it does not retrain the model)."""
-    from karyoflow.overlaps.job import resolve_seg_params
+    from karyoflow.tasks.segmentation.task import resolve_seg_params
 
     settings = OVERLAPS["model_settings"].get(wildcards.seg_model) or {}
     params = resolve_seg_params(OVERLAPS["params"], settings.get("params"))
     if not views:
         params["tta"] = 1
-    return {
-        "dataset": wildcards.dataset,
-        "model": wildcards.seg_model,
-        "options": settings.get("options") or {},
-        "params": params,
-        "seed": SEED,
-        "samples": OVERLAPS["figure_samples"],
-        "use_gpu": GPU["enabled"],
-        "mixed_precision": GPU["mixed_precision"],
-        **TRACKING,
-    }
+    return job_spec(
+        "segmentation",
+        dataset=wildcards.dataset,
+        model=wildcards.seg_model,
+        params=params,
+        options=settings.get("options") or {},
+        settings={"samples": OVERLAPS["figure_samples"]},
+    )
 
 
 def segmentation_train_job(wildcards):
@@ -391,7 +421,7 @@ def all_model_files(wildcards, names=("model.keras", "calibration.json")):
 def all_outputs():
     outputs = [
         f"{RESULTS}/manifest/all.{MANIFEST_EXT}",
-        f"{RESULTS}/manifest/summary.json",
+        "results/manifest/summary.json",
     ]
     if config["synthetic"]["enabled"]:
         outputs.append(f"{SYNTH_DIR}")
@@ -414,7 +444,7 @@ def all_outputs():
             f"{RESULTS}/evaluate/{name}/{{model}}/metrics.json", model=TRAIN["models"]
         )
     outputs += expand(
-        f"{RESULTS}/centromere/{{cmodel}}/test/metrics.json", cmodel=centromere_models()
+        "results/centromere/{cmodel}/test/metrics.json", cmodel=centromere_models()
     )
     for name in detect_datasets():
         outputs.append(f"{RESULTS}/detect/{name}/metrics.json")
@@ -440,7 +470,7 @@ def mlflow_start():
     import json
     from datetime import datetime, timezone
 
-    from karyoflow.train import tracking
+    from karyoflow.engine import tracking
 
     uri = tracking.resolve_tracking_uri(TRACKING["tracking_uri"], RESULTS)
     tracking.init_store(uri, TRACKING["experiment"], RESULTS)
@@ -458,41 +488,28 @@ def mlflow_start():
     print(f"MLflow: {uri} experiment {TRACKING['experiment']!r}, parent run {run_id}")
 
 
+def parent_run_tables():
+    """The tables the parent run keeps: every JSON / CSV file in the folder of a final
+    JSON / CSV output (all_outputs), so the list follows the outputs."""
+    folders = sorted(
+        {Path(p).parent for p in all_outputs() if Path(p).suffix in (".json", ".csv")}
+    )
+    return [
+        str(f)
+        for folder in folders
+        for f in sorted(folder.glob("*"))
+        if f.suffix in (".json", ".csv") and f.is_file()
+    ]
+
+
 def mlflow_end(status):
-    from karyoflow.train import tracking
+    from karyoflow.engine import tracking
 
     run_id = os.environ.get(tracking.PARENT_ENV)
     if not run_id:
         return
     uri = tracking.resolve_tracking_uri(TRACKING["tracking_uri"], RESULTS)
-    results = [f"{RESULTS}/manifest/summary.json"]
-    results += [f"{RESULTS}/preprocess/{n}/summary.json" for n in preprocess_datasets()]
-    for name in train_datasets():
-        results += [
-            f"{RESULTS}/train/{name}/grid.csv",
-            f"{RESULTS}/train/{name}/best.json",
-        ]
-        results += [
-            f"{RESULTS}/evaluate/{name}/{m}/{table}"
-            for m in TRAIN["models"]
-            for table in ("metrics.json", "per_class.csv", "cells.csv", "cases.csv")
-        ]
-    results += [
-        f"{RESULTS}/calls/{n}/{table}"
-        for n in calls_datasets()
-        for table in ("metrics.json", "cells.csv", "cases.csv")
-    ]
-    results += [
-        f"{RESULTS}/centromere/{m}/test/metrics.json" for m in centromere_models()
-    ]
-    results += [
-        f"{RESULTS}/overlaps/{n}/{m}/test/metrics.json"
-        for n in overlap_datasets()
-        for m in OVERLAPS["models"]
-    ]
-    results += [
-        f"{RESULTS}/detect/{n}/learned/metrics.json" for n in learned_detect_datasets()
-    ]
+    results = parent_run_tables()
     # artifacts keep their folder under results/ (several metrics.json must not collide)
     tracking.end_parent_run(
         uri,

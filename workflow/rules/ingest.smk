@@ -6,11 +6,11 @@ rule ingest:
         unpack(ingest_inputs),
     output:
         manifest=f"{RESULTS}/manifest/{{dataset}}.{MANIFEST_EXT}",
-        rejects=f"{RESULTS}/manifest/{{dataset}}.rejected.csv",
+        rejects="results/manifest/{dataset}.rejected.csv",
     log:
-        f"{RESULTS}/logs/ingest/{{dataset}}.log",
+        "results/logs/ingest/{dataset}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/ingest/{{dataset}}.tsv"
+        "results/benchmarks/ingest/{dataset}.tsv"
     conda:
         ENV
     params:
@@ -28,9 +28,9 @@ rule merge_manifests:
         rejects=[f"{RESULTS}/manifest/{n}.rejected.csv" for n in datasets()],
     output:
         merged=f"{RESULTS}/manifest/all.{MANIFEST_EXT}",
-        summary=f"{RESULTS}/manifest/summary.json",
+        summary="results/manifest/summary.json",
     log:
-        f"{RESULTS}/logs/merge_manifests.log",
+        "results/logs/merge_manifests.log",
     conda:
         ENV
     params:

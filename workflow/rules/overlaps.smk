@@ -4,10 +4,6 @@
 # evaluate IoU on the test pairs. docs/segmentation.md
 
 
-wildcard_constraints:
-    seg_model="segnet|unet",
-
-
 rule make_overlaps:
     input:
         manifest=manifest_path("{dataset}"),
@@ -15,18 +11,18 @@ rule make_overlaps:
         train=pairs_file("train"),
         val=pairs_file("val"),
         test=pairs_file("test"),
-        summary=f"{RESULTS}/overlaps/{{dataset}}/pairs/summary.json",
+        summary="results/overlaps/{dataset}/pairs/summary.json",
         preview=report(
-            f"{RESULTS}/overlaps/{{dataset}}/pairs/preview.png",
+            "results/overlaps/{dataset}/pairs/preview.png",
             caption="../report/overlaps_preview.rst",
             category="Overlapping pairs",
             subcategory="{dataset}",
             labels={"model": "none", "figure": "generated pairs"},
         ),
     log:
-        f"{RESULTS}/logs/make_overlaps/{{dataset}}.log",
+        "results/logs/make_overlaps/{dataset}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/make_overlaps/{{dataset}}.tsv"
+        "results/benchmarks/make_overlaps/{dataset}.tsv"
     conda:
         ENV
     threads: 1
@@ -44,47 +40,47 @@ rule train_segmentation:
         train=pairs_file("train"),
         val=pairs_file("val"),
     output:
-        model=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/model.keras",
-        metrics=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/metrics.json",
-        history=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/history.json",
-        curves=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/curves.png",
+        model="results/overlaps/{dataset}/{seg_model}/model.keras",
+        metrics="results/overlaps/{dataset}/{seg_model}/metrics.json",
+        history="results/overlaps/{dataset}/{seg_model}/history.json",
+        curves="results/overlaps/{dataset}/{seg_model}/curves.png",
     log:
-        f"{RESULTS}/logs/train_segmentation/{{dataset}}/{{seg_model}}.log",
+        "results/logs/train_segmentation/{dataset}/{seg_model}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train_segmentation/{{dataset}}/{{seg_model}}.tsv"
+        "results/benchmarks/train_segmentation/{dataset}/{seg_model}.tsv"
     conda:
         ENV_GPU if GPU["enabled"] else ENV
     threads: TRAIN_THREADS
     resources:
-        **GPU_RESOURCES,
+        **TRAIN_RESOURCES,
     params:
         job=segmentation_train_job,
     script:
-        "../scripts/train_segmentation.py"
+        "../scripts/train.py"
 
 
 rule evaluate_segmentation:
     input:
-        model=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/model.keras",
+        model="results/overlaps/{dataset}/{seg_model}/model.keras",
         test=pairs_file("test"),
     output:
-        metrics=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/test/metrics.json",
-        per_class=f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/test/per_class.csv",
+        metrics="results/overlaps/{dataset}/{seg_model}/test/metrics.json",
+        per_class="results/overlaps/{dataset}/{seg_model}/test/per_class.csv",
         samples=report(
-            f"{RESULTS}/overlaps/{{dataset}}/{{seg_model}}/test/samples.png",
+            "results/overlaps/{dataset}/{seg_model}/test/samples.png",
             caption="../report/overlaps_samples.rst",
             category="Overlapping pairs",
             subcategory="{dataset}",
             labels={"model": "{seg_model}", "figure": "test segmentations"},
         ),
     log:
-        f"{RESULTS}/logs/evaluate_segmentation/{{dataset}}/{{seg_model}}.log",
+        "results/logs/evaluate_segmentation/{dataset}/{seg_model}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate_segmentation/{{dataset}}/{{seg_model}}.tsv"
+        "results/benchmarks/evaluate_segmentation/{dataset}/{seg_model}.tsv"
     conda:
         ENV
     threads: TRAIN_THREADS
     params:
         job=segmentation_job,
     script:
-        "../scripts/evaluate_segmentation.py"
+        "../scripts/evaluate.py"

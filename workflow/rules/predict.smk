@@ -6,14 +6,14 @@
 
 rule predict_cells:
     input:
-        best=f"{RESULTS}/train/{{dataset}}/best.json",
+        best="results/train/{dataset}/best.json",
         models=all_model_files,
         manifest=manifest_path("{dataset}"),
         detector=predict_detector,
     output:
-        summary=f"{RESULTS}/predict/{{dataset}}/summary.csv",
+        summary="results/predict/{dataset}/summary.csv",
         cells=report(
-            directory(f"{RESULTS}/predict/{{dataset}}/cells"),
+            directory("results/predict/{dataset}/cells"),
             patterns=["{cell}/karyogram.png"],
             caption="../report/karyogram.rst",
             category="Karyograms",
@@ -21,9 +21,9 @@ rule predict_cells:
             labels={"cell": "{cell}", "figure": "karyogram"},
         ),
     log:
-        f"{RESULTS}/logs/predict_cells/{{dataset}}.log",
+        "results/logs/predict_cells/{dataset}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/predict_cells/{{dataset}}.tsv"
+        "results/benchmarks/predict_cells/{dataset}.tsv"
     conda:
         ENV
     threads: TRAIN_THREADS
@@ -40,26 +40,26 @@ rule predict_cells:
 
 rule evaluate_calls:
     input:
-        best=f"{RESULTS}/train/{{dataset}}/best.json",
+        best="results/train/{dataset}/best.json",
         models=all_model_files,
         manifest=manifest_path("{dataset}"),
         detector=calls_detector,
         detector_metrics=calls_detector_metrics,
     output:
-        metrics=f"{RESULTS}/calls/{{dataset}}/metrics.json",
-        cells=f"{RESULTS}/calls/{{dataset}}/cells.csv",
-        cases=f"{RESULTS}/calls/{{dataset}}/cases.csv",
+        metrics="results/calls/{dataset}/metrics.json",
+        cells="results/calls/{dataset}/cells.csv",
+        cases="results/calls/{dataset}/cases.csv",
         figure=report(
-            f"{RESULTS}/calls/{{dataset}}/calls.png",
+            "results/calls/{dataset}/calls.png",
             caption="../report/calls.rst",
             category="Karyotype calls",
             subcategory="{dataset}",
             labels={"figure": "end to end"},
         ),
     log:
-        f"{RESULTS}/logs/evaluate_calls/{{dataset}}.log",
+        "results/logs/evaluate_calls/{dataset}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate_calls/{{dataset}}.tsv"
+        "results/benchmarks/evaluate_calls/{dataset}.tsv"
     conda:
         ENV
     threads: TRAIN_THREADS

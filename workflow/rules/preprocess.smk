@@ -6,11 +6,11 @@ rule preprocess_shard:
     input:
         manifest=manifest_path("{dataset}"),
     output:
-        temp(f"{RESULTS}/preprocess/{{dataset}}/shards/{{shard}}.h5"),
+        temp("results/preprocess/{dataset}/shards/{shard}.h5"),
     log:
-        f"{RESULTS}/logs/preprocess_shard/{{dataset}}/{{shard}}.log",
+        "results/logs/preprocess_shard/{dataset}/{shard}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/preprocess_shard/{{dataset}}/{{shard}}.tsv"
+        "results/benchmarks/preprocess_shard/{dataset}/{shard}.tsv"
     conda:
         ENV
     threads: 1
@@ -25,21 +25,21 @@ rule preprocess_shard:
 rule preprocess_merge:
     input:
         shards=expand(
-            f"{RESULTS}/preprocess/{{{{dataset}}}}/shards/{{shard}}.h5",
+            "results/preprocess/{{dataset}}/shards/{shard}.h5",
             shard=range(N_SHARDS),
         ),
     output:
         datasets=expand(
-            f"{RESULTS}/preprocess/{{{{dataset}}}}/{{size}}/{{split}}.h5",
+            "results/preprocess/{{dataset}}/{size}/{split}.h5",
             size=SIZES,
             split=SPLITS,
         ),
-        rejects=f"{RESULTS}/preprocess/{{dataset}}/rejected.csv",
-        summary=f"{RESULTS}/preprocess/{{dataset}}/summary.json",
+        rejects="results/preprocess/{dataset}/rejected.csv",
+        summary="results/preprocess/{dataset}/summary.json",
     log:
-        f"{RESULTS}/logs/preprocess_merge/{{dataset}}.log",
+        "results/logs/preprocess_merge/{dataset}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/preprocess_merge/{{dataset}}.tsv"
+        "results/benchmarks/preprocess_merge/{dataset}.tsv"
     conda:
         ENV
     params:
@@ -55,15 +55,15 @@ rule preprocess_qc:
         manifest=manifest_path("{dataset}"),
     output:
         report(
-            f"{RESULTS}/preprocess/{{dataset}}/qc.png",
+            "results/preprocess/{dataset}/qc.png",
             caption="../report/preprocess_qc.rst",
             category="Preprocessing",
             subcategory="{dataset}",
         ),
     log:
-        f"{RESULTS}/logs/preprocess_qc/{{dataset}}.log",
+        "results/logs/preprocess_qc/{dataset}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/preprocess_qc/{{dataset}}.tsv"
+        "results/benchmarks/preprocess_qc/{dataset}.tsv"
     conda:
         ENV
     params:

@@ -3,11 +3,11 @@
 
 rule synthesize:
     output:
-        directory(f"{RESULTS}/synthetic/{{name}}"),
+        directory("results/synthetic/{name}"),
     log:
-        f"{RESULTS}/logs/synthesize/{{name}}.log",
+        "results/logs/synthesize/{name}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/synthesize/{{name}}.tsv"
+        "results/benchmarks/synthesize/{name}.tsv"
     conda:
         ENV
     params:

@@ -8,26 +8,26 @@ rule train:
         val=train_file("val"),
         manifest=manifest_path("{dataset}"),
     output:
-        model=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/model.keras",
-        metrics=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/metrics.json",
-        history=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/history.json",
+        model="results/train/{dataset}/{model}/{point}/model.keras",
+        metrics="results/train/{dataset}/{model}/{point}/metrics.json",
+        history="results/train/{dataset}/{model}/{point}/history.json",
         curves=report(
-            f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/curves.png",
+            "results/train/{dataset}/{model}/{point}/curves.png",
             caption="../report/train_curves.rst",
             category="Training",
             subcategory="{dataset}",
             labels={"model": "{model}", "grid point": "{point}", "figure": "curves"},
         ),
-        confusion=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/val_confusion.png",
+        confusion="results/train/{dataset}/{model}/{point}/val_confusion.png",
     log:
-        f"{RESULTS}/logs/train/{{dataset}}/{{model}}/{{point}}.log",
+        "results/logs/train/{dataset}/{model}/{point}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{dataset}}/{{model}}/{{point}}.tsv"
+        "results/benchmarks/train/{dataset}/{model}/{point}.tsv"
     conda:
         ENV_GPU if GPU["enabled"] else ENV
     threads: TRAIN_THREADS
     resources:
-        **GPU_RESOURCES,
+        **TRAIN_RESOURCES,
     params:
         job=train_job,
     script:
@@ -36,14 +36,14 @@ rule train:
 
 rule calibrate:
     input:
-        model=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/model.keras",
-        metrics=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/metrics.json",
+        model="results/train/{dataset}/{model}/{point}/model.keras",
+        metrics="results/train/{dataset}/{model}/{point}/metrics.json",
         val=train_file("val"),
         manifest=manifest_path("{dataset}"),
     output:
-        calibration=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/calibration.json",
+        calibration="results/train/{dataset}/{model}/{point}/calibration.json",
         reliability=report(
-            f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/reliability.png",
+            "results/train/{dataset}/{model}/{point}/reliability.png",
             caption="../report/reliability.rst",
             category="Training",
             subcategory="{dataset}",
@@ -53,9 +53,9 @@ rule calibrate:
                 "figure": "reliability",
             },
         ),
-        review=f"{RESULTS}/train/{{dataset}}/{{model}}/{{point}}/val_review.png",
+        review="results/train/{dataset}/{model}/{point}/val_review.png",
     log:
-        f"{RESULTS}/logs/calibrate/{{dataset}}/{{model}}/{{point}}.log",
+        "results/logs/calibrate/{dataset}/{model}/{point}.log",
     conda:
         ENV
     threads: TRAIN_THREADS
@@ -72,17 +72,17 @@ rule grid_summary:
     input:
         metrics=grid_metrics,
     output:
-        table=f"{RESULTS}/train/{{dataset}}/grid.csv",
-        best=f"{RESULTS}/train/{{dataset}}/best.json",
+        table="results/train/{dataset}/grid.csv",
+        best="results/train/{dataset}/best.json",
         plot=report(
-            f"{RESULTS}/train/{{dataset}}/grid.png",
+            "results/train/{dataset}/grid.png",
             caption="../report/grid.rst",
             category="Training",
             subcategory="{dataset}",
             labels={"model": "all", "grid point": "all", "figure": "grid search"},
         ),
     log:
-        f"{RESULTS}/logs/grid_summary/{{dataset}}.log",
+        "results/logs/grid_summary/{dataset}.log",
     conda:
         ENV
     params:
@@ -93,49 +93,45 @@ rule grid_summary:
 
 rule evaluate:
     input:
-        grid=f"{RESULTS}/train/{{dataset}}/grid.csv",
+        grid="results/train/{dataset}/grid.csv",
         models=model_files,
         calibrations=calibration_files,
         test=train_file("test"),
         manifest=manifest_path("{dataset}"),
     output:
-        metrics=f"{RESULTS}/evaluate/{{dataset}}/{{model}}/metrics.json",
-        per_class=f"{RESULTS}/evaluate/{{dataset}}/{{model}}/per_class.csv",
-        cells=f"{RESULTS}/evaluate/{{dataset}}/{{model}}/cells.csv",
-        cases=f"{RESULTS}/evaluate/{{dataset}}/{{model}}/cases.csv",
+        metrics="results/evaluate/{dataset}/{model}/metrics.json",
+        per_class="results/evaluate/{dataset}/{model}/per_class.csv",
+        cells="results/evaluate/{dataset}/{model}/cells.csv",
+        cases="results/evaluate/{dataset}/{model}/cases.csv",
         reliability=report(
-            f"{RESULTS}/evaluate/{{dataset}}/{{model}}/reliability.png",
+            "results/evaluate/{dataset}/{model}/reliability.png",
             caption="../report/reliability.rst",
             category="Evaluation",
             subcategory="{dataset}",
             labels={"model": "{model}", "figure": "reliability (test)"},
         ),
         review=report(
-            f"{RESULTS}/evaluate/{{dataset}}/{{model}}/review.png",
+            "results/evaluate/{dataset}/{model}/review.png",
             caption="../report/review.rst",
             category="Evaluation",
             subcategory="{dataset}",
             labels={"model": "{model}", "figure": "review trade-off"},
         ),
         confusion=report(
-            f"{RESULTS}/evaluate/{{dataset}}/{{model}}/confusion.png",
+            "results/evaluate/{dataset}/{model}/confusion.png",
             caption="../report/confusion.rst",
             category="Evaluation",
             subcategory="{dataset}",
             labels={"model": "{model}", "figure": "confusion matrix"},
         ),
     log:
-        f"{RESULTS}/logs/evaluate/{{dataset}}/{{model}}.log",
+        "results/logs/evaluate/{dataset}/{model}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{{model}}.tsv"
+        "results/benchmarks/evaluate/{dataset}/{model}.tsv"
     conda:
         ENV
     threads: TRAIN_THREADS
     params:
-        select_by=TRAIN["select_by"],
-        decode=config["evaluate"],
-        tta=config["evaluate"]["tta"],
-        seed=SEED,
-        tracking=TRACKING,
+        job=evaluate_job,
     script:
         "../scripts/evaluate.py"

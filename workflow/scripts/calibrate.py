@@ -1,7 +1,7 @@
-"""Rule calibrate: thin adapter over karyoflow.train.calibrate.run_calibration."""
+"""Rule calibrate: thin adapter over karyoflow.tasks.classification.calibrate.run_calibration."""
 
 from karyoflow.runner import run_logged
-from karyoflow.train.calibrate import run_calibration
+from karyoflow.tasks.classification.calibrate import run_calibration
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -1,8 +1,8 @@
-"""Rules detect_evaluate and detect_learned_evaluate (with a model input): thin adapter
-over karyoflow.detect.pipeline.run_detect_evaluate."""
+"""Rule detect_evaluate (the classical detector): thin adapter over
+karyoflow.tasks.detection.pipeline.run_detect_evaluate."""
 
-from karyoflow.detect.pipeline import run_detect_evaluate
 from karyoflow.runner import run_logged
+from karyoflow.tasks.detection.pipeline import run_detect_evaluate
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -16,6 +16,5 @@ run_logged(
         outputs=dict(sm.output.items()),
         threads=sm.threads,
         log=log,
-        model=sm.input.get("model"),
     ),
 )

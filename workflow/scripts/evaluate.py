@@ -1,26 +1,15 @@
-"""Rule evaluate: thin adapter over karyoflow.train.evaluation.run_evaluation."""
+"""Rules evaluate, evaluate_centromere, evaluate_segmentation, detect_learned_evaluate:
+thin adapter over karyoflow.engine.run.run_evaluate."""
 
+from karyoflow.engine.job import Job
+from karyoflow.engine.run import run_evaluate
 from karyoflow.runner import run_logged
-from karyoflow.train.evaluation import run_evaluation
+from karyoflow.tasks import task_for
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 
+job = Job.from_snakemake(sm)
 run_logged(
     sm.log[0],
-    lambda log: run_evaluation(
-        dataset=sm.wildcards.dataset,
-        model=sm.wildcards.model,
-        grid_csv=sm.input.grid,
-        model_files=list(sm.input.models),
-        calibration_files=list(sm.input.calibrations),
-        test_file=sm.input.test,
-        manifest=sm.input.manifest,
-        select_by=sm.params.select_by,
-        decode=sm.params.decode,
-        seed=sm.params.seed,
-        tta=sm.params.tta,
-        tracking=sm.params.tracking,
-        outputs=dict(sm.output.items()),
-        log=log,
-    ),
+    lambda log: run_evaluate(task_for(job.task), job, dict(sm.output.items()), log=log),
 )

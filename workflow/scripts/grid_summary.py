@@ -5,7 +5,7 @@ import json
 from karyoflow.evaluate.plots import plot_grid_comparison
 from karyoflow.fileutil import atomic_path
 from karyoflow.runner import run_logged
-from karyoflow.train.grid import best_points, grid_table
+from karyoflow.tasks.classification.grid import best_points, grid_table
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -1,7 +1,7 @@
-"""Rule make_overlaps: thin adapter over karyoflow.overlaps.job.run_make_overlaps."""
+"""Rule make_overlaps: thin adapter over karyoflow.tasks.segmentation.task.run_make_overlaps."""
 
-from karyoflow.overlaps.job import run_make_overlaps
 from karyoflow.runner import run_logged
+from karyoflow.tasks.segmentation.task import run_make_overlaps
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -1,10 +1,14 @@
-"""Rule train: thin adapter over karyoflow.train.job.run_training."""
+"""Rules train, train_centromere, train_segmentation, train_detector: thin adapter over
+karyoflow.engine.run.run_train."""
 
+from karyoflow.engine.job import Job
+from karyoflow.engine.run import run_train
 from karyoflow.runner import run_logged
-from karyoflow.train.job import run_training
+from karyoflow.tasks import task_for
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 
-# Use a GPU only when the scheduler granted one (the profile caps `gpu` at what exists).
-job = {**sm.params.job, "use_gpu": sm.params.job["use_gpu"] and sm.resources.get("gpu", 0) > 0}
-run_logged(sm.log[0], lambda log: run_training(job, dict(sm.output.items()), log=log))
+job = Job.from_snakemake(sm)
+run_logged(
+    sm.log[0], lambda log: run_train(task_for(job.task), job, dict(sm.output.items()), log=log)
+)

@@ -1,0 +1,297 @@
+"""Load preprocessed HDF5 splits and build deterministic ``tf.data`` pipelines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from karyoflow.tasks.classification.features import relative_size_features
+
+__all__ = [
+    "DEFAULT_ONLINE_AUGMENT",
+    "SplitData",
+    "class_weights",
+    "load_split",
+    "make_dataset",
+    "predict_proba",
+]
+
+#: On-the-fly augmentation applied to training batches (on top of the offline copies).
+DEFAULT_ONLINE_AUGMENT: dict[str, float] = {
+    "translate": 0.05,  # fraction of height/width
+    "brightness": 0.05,  # +- fraction of 255
+    "contrast": 0.1,  # +- fraction
+    "hflip": 0.5,  # probability
+}
+
+
+@dataclass
+class SplitData:
+    """One split of a preprocessed dataset, in memory."""
+
+    images: np.ndarray  # uint8 (N, H, W)
+    labels: np.ndarray  # int64 (N,)
+    cell_ids: np.ndarray  # str (N,)
+    instance_ids: np.ndarray  # str (N,)
+    augmented: np.ndarray  # uint8 (N,)
+    attrs: dict[str, Any]
+    #: (N, 2) float32 relative size
+    #: (:func:`karyoflow.tasks.classification.features.relative_size_features`);
+    #: zeros for files written before sizes were recorded
+    size_features: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def describe(self) -> str:
+        """One line: images, originals, classes and cells present."""
+        return json.dumps(
+            {
+                "images": len(self),
+                "originals": int((self.augmented == 0).sum()),
+                "classes": len(np.unique(self.labels)),
+                "cells": len(np.unique(self.cell_ids)),
+            }
+        )
+
+    def originals(self) -> SplitData:
+        """The split without offline-augmented copies (for evaluation)."""
+        keep = self.augmented == 0
+        return SplitData(
+            self.images[keep],
+            self.labels[keep],
+            self.cell_ids[keep],
+            self.instance_ids[keep],
+            self.augmented[keep],
+            self.attrs,
+            None if self.size_features is None else self.size_features[keep],
+        )
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
+
+
+def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
+    """Read one split from one or more HDF5 files (several datasets are concatenated).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        A file is missing, or files disagree on the image size.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    parts = []
+    for path in paths:
+        with h5py.File(path, "r") as h5:
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
+            cell_ids = _strings(h5["cell_ids"][()])
+            augmented = h5["augmented"][()].astype(np.uint8)
+            if "length_px" in h5 and "area_px" in h5:
+                # cells are split as a whole, so each file holds every chromosome of a cell
+                sizes = relative_size_features(
+                    h5["length_px"][()], h5["area_px"][()], cell_ids, reference=augmented == 0
+                )
+            else:
+                sizes = np.zeros((len(cell_ids), 2), np.float32)
+            parts.append(
+                SplitData(
+                    images=h5["images"][()],
+                    labels=h5["labels"][()].astype(np.int64),
+                    cell_ids=cell_ids,
+                    instance_ids=_strings(h5["instance_ids"][()]),
+                    augmented=augmented,
+                    attrs=attrs,
+                    size_features=sizes,
+                )
+            )
+    shapes = {p.images.shape[1:] for p in parts if len(p)}
+    if len(shapes) > 1:
+        raise ValueError(f"{list(map(str, paths))}: image sizes differ: {sorted(shapes)}")
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    h, w = next(iter(shapes)) if shapes else first.images.shape[1:]
+    return SplitData(
+        images=np.concatenate([p.images.reshape(-1, h, w) for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        cell_ids=np.concatenate([p.cell_ids for p in parts]),
+        instance_ids=np.concatenate([p.instance_ids for p in parts]),
+        augmented=np.concatenate([p.augmented for p in parts]),
+        attrs=first.attrs,
+        size_features=np.concatenate([_sizes(p) for p in parts]),
+    )
+
+
+def _sizes(data: SplitData) -> np.ndarray:
+    if data.size_features is None:
+        return np.zeros((len(data), 2), np.float32)
+    return data.size_features
+
+
+def class_weights(labels: np.ndarray, num_classes: int = 24, mode: str = "balanced") -> dict:
+    """Per-class loss weights; ``balanced`` = n / (k * count), classes absent get 1.
+
+    Examples
+    --------
+    >>> w = class_weights(np.array([0, 0, 0, 1]), num_classes=3)
+    >>> round(w[0], 3), round(w[1], 3), w[2]
+    (0.667, 2.0, 1.0)
+    """
+    if mode == "none":
+        return {c: 1.0 for c in range(num_classes)}
+    if mode != "balanced":
+        raise ValueError(f"unknown class weight mode {mode!r} (balanced | none)")
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    present = counts > 0
+    k = int(present.sum())
+    out = {}
+    for c in range(num_classes):
+        out[c] = float(len(labels) / (k * counts[c])) if present[c] else 1.0
+    return out
+
+
+def make_dataset(
+    data: SplitData,
+    *,
+    batch_size: int,
+    seed: int,
+    training: bool,
+    num_classes: int = 24,
+    augment: Mapping[str, float] | None = None,
+    label_smoothing: float = 0.0,
+    mixup: float = 0.0,
+    sample_weights: Mapping[int, float] | None = None,
+    size_features: bool = False,
+):
+    """A ``tf.data.Dataset`` of ``(images float32 (B,H,W,1) in 0-255, one-hot labels)``.
+
+    With ``size_features`` the inputs are ``(images, sizes (B, 2))`` for a model with
+    two inputs (:func:`karyoflow.models.registry.with_size_input`).
+
+    Training pipelines shuffle (seeded, reshuffled each epoch deterministically), apply
+    on-the-fly augmentation drawn from one seeded ``tf.random.Generator`` (sequential,
+    so every epoch differs and every run repeats), and optionally mixup; evaluation
+    pipelines keep the order.
+    """
+    import tensorflow as tf
+
+    gen = tf.random.Generator.from_seed(seed) if training else None
+
+    n = len(data)
+    images = data.images[..., None]
+    onehot = np.eye(num_classes, dtype=np.float32)[data.labels]
+    if label_smoothing and training:
+        onehot = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
+    weights = None
+    if sample_weights is not None:
+        weights = np.array([sample_weights[int(c)] for c in data.labels], np.float32)
+    inputs: Any = images
+    if size_features:
+        inputs = (images, _sizes(data).astype(np.float32))
+    tensors = (inputs, onehot) if weights is None else (inputs, onehot, weights)
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    if training:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    params = {**DEFAULT_ONLINE_AUGMENT, **(augment or {})} if training else None
+    height, width = data.images.shape[1:3]
+
+    def prepare(inputs, *rest):
+        images = inputs[0] if size_features else inputs
+        images = tf.cast(images, tf.float32)
+        if params is not None:
+            images = _augment_batch(tf, images, gen, params, height, width)
+        return ((images, inputs[1]) if size_features else images, *rest)
+
+    # Batch first, then augment whole batches with vectorised ops (much faster on CPU
+    # than per-image maps).
+    ds = ds.batch(batch_size, drop_remainder=False)
+    ds = ds.map(prepare, num_parallel_calls=1, deterministic=True)
+    if training and mixup > 0:
+        ds = ds.map(lambda *batch: _mixup(tf, batch, gen, mixup), num_parallel_calls=1)
+    return ds.prefetch(2)
+
+
+def _augment_batch(tf, images, gen, params, height, width):
+    """Per-image random flip, translation, brightness and contrast for a whole batch."""
+    n = tf.shape(images)[0]
+    rnd = gen.uniform(tf.stack([n, 5]), dtype=tf.float32)
+    if params["hflip"] > 0:
+        flip = rnd[:, 0] < params["hflip"]
+        images = tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
+    t = params["translate"]
+    if t > 0:
+        dx = tf.round((rnd[:, 1] * 2 - 1) * t * width)
+        dy = tf.round((rnd[:, 2] * 2 - 1) * t * height)
+        one, zero = tf.ones_like(dx), tf.zeros_like(dx)
+        transforms = tf.stack([one, zero, -dx, zero, one, -dy, zero, zero], axis=1)
+        images = tf.raw_ops.ImageProjectiveTransformV3(
+            images=images,
+            transforms=transforms,
+            output_shape=tf.constant([height, width], tf.int32),
+            fill_value=255.0,
+            interpolation="NEAREST",
+            fill_mode="CONSTANT",
+        )
+    b = params["brightness"] * 255.0 * (rnd[:, 3] * 2 - 1)
+    c = 1.0 + params["contrast"] * (rnd[:, 4] * 2 - 1)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = (images - mean) * c[:, None, None, None] + mean + b[:, None, None, None]
+    return tf.clip_by_value(images, 0.0, 255.0)
+
+
+def _mixup(tf, batch, gen, alpha):
+    inputs, labels = batch[0], batch[1]
+    images = inputs[0] if isinstance(inputs, tuple) else inputs
+    key = tf.cast(gen.uniform_full_int([2], dtype=tf.int64) % (2**31 - 1), tf.int32)
+    g1 = tf.random.stateless_gamma([1], seed=key, alpha=alpha)
+    g2 = tf.random.stateless_gamma([1], seed=key + 1, alpha=alpha)
+    lam = g1 / (g1 + g2)
+    perm = tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], seed=key + 2))
+    images = lam * images + (1 - lam) * tf.gather(images, perm)
+    labels = lam * labels + (1 - lam) * tf.gather(labels, perm)
+    if isinstance(inputs, tuple):
+        sizes = lam * inputs[1] + (1 - lam) * tf.gather(inputs[1], perm)
+        return ((images, sizes), labels, *batch[2:])
+    return (images, labels, *batch[2:])
+
+
+def predict_proba(
+    model, data: SplitData, batch_size: int = 256, *, tta: str = "none"
+) -> np.ndarray:
+    """Class probabilities (N, classes) for a split, in its order.
+
+    ``tta``: test-time views averaged (:data:`karyoflow.engine.views.TTA_MODES`).
+    """
+    from dataclasses import replace
+
+    from karyoflow.engine.views import average_over_views
+
+    if len(data) == 0:
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+
+    def one_view(images: np.ndarray) -> np.ndarray:
+        ds = make_dataset(
+            replace(data, images=images),
+            batch_size=batch_size,
+            seed=0,
+            training=False,
+            size_features=_two_inputs(model),
+        )
+        # a 1-tuple: Keras would read a bare (images, sizes) pair as (inputs, targets)
+        inputs = ds.map(lambda x, y: (x,))
+        return np.asarray(model.predict(inputs, verbose=0), dtype=np.float32)
+
+    return average_over_views(one_view, data.images, tta)
+
+
+def _two_inputs(model) -> bool:
+    """Models built with ``size_features`` take ``(images, sizes)``."""
+    return len(model.inputs) == 2
