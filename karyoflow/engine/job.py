@@ -52,6 +52,17 @@ class Job:
         ``tracking_uri``, ``experiment``, ``log_models``, ``results``.
     tags : mapping
         Extra MLflow tags.
+
+    Examples
+    --------
+    >>> job = Job("centromere", "train_centromere", "a+b", "centromere_cnn",
+    ...           inputs={"train": ["a.h5", "b.h5"], "model": "m.keras"})
+    >>> job.files("train"), job.file("model")
+    (['a.h5', 'b.h5'], 'm.keras')
+    >>> job.file("train")
+    Traceback (most recent call last):
+    ...
+    ValueError: job train_centromere: input 'train' has 2 files, not 1
     """
 
     task: str
@@ -84,9 +95,10 @@ class Job:
 
     @classmethod
     def from_snakemake(cls, smk: Any) -> Job:
-        """The job of a running rule: its ``params.job`` (a :meth:`spec`), named inputs,
-        wildcards and name; a GPU only where the scheduler granted one (profiles cap
-        the ``gpu`` resource at what the machine has)."""
+        """The job of a running rule: its ``params.job`` (``job_spec`` in
+        ``workflow/rules/common.smk``), named inputs, wildcards and name; a GPU only
+        where the scheduler granted one (profiles cap the ``gpu`` resource at what the
+        machine has)."""
         spec = dict(smk.params.job)
         granted = int(smk.resources.get("gpu", 0) or 0) > 0
         spec["use_gpu"] = bool(spec.get("use_gpu")) and granted
