@@ -46,6 +46,8 @@ class Job:
         The rule's wildcards (logged as the ``wildcards`` tag).
     settings : mapping
         Task settings that are not training options (figure counts, decoding...).
+    threads : int
+        CPU threads the scheduler gave the job.
     use_gpu, mixed_precision : bool
         The job was granted a GPU; ``mixed_float16`` there.
     tracking : mapping
@@ -77,6 +79,7 @@ class Job:
     size: str = ""
     wildcards: Mapping[str, str] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    threads: int = 1
     use_gpu: bool = False
     mixed_precision: bool = False
     tracking: Mapping[str, Any] = field(default_factory=dict)
@@ -107,6 +110,7 @@ class Job:
         }
         spec["wildcards"] = dict(smk.wildcards.items())
         spec["rule"] = smk.rule
+        spec["threads"] = int(getattr(smk, "threads", 1) or 1)
         return cls(**spec)
 
     def file(self, name: str) -> str:

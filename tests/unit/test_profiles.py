@@ -60,6 +60,16 @@ def test_slurm_profile_dry_run(repo, tmp_path):
     text = _dry(repo, tmp_path, "--workflow-profile", str(repo / "profiles" / "slurm"))
     resources = _train_resources(text)
     assert all("slurm_partition=gpu" in r and "gpu=1" in r for r in resources)
+    # every training rule carries the one resources block (the profile lists no rules);
+    # the other rules keep the profile's defaults
+    for rule in ("train_centromere", "train_detector"):
+        blocks = re.findall(rf"rule {rule}:\n(.*?)\n\n", text, flags=re.S)
+        assert blocks, rule
+        for block in blocks:
+            res = re.search(r"resources: (.*)", block).group(1)
+            assert "slurm_partition=gpu" in res and "mem_mb=32000" in res and "gpu=1" in res
+    other = re.findall(r"rule preprocess_shard:\n(.*?)\n\n", text, flags=re.S)
+    assert other and all("slurm_partition=cpu" in b for b in other)
 
 
 @pytest.mark.slow

@@ -416,7 +416,7 @@ class Detection:
             params=job.params,
             overlay_cells=int(job.settings.get("overlay_cells", 4)),
             outputs=outputs,
-            threads=int(job.settings.get("threads", 1)),
+            threads=job.threads,
             log=log,
             model=model_file,
         )
