@@ -1,42 +1,43 @@
 """The tasks: what differs between training and evaluating each kind of model.
 
-Each task lives in ``karyoflow/tasks/<task>/``: a ``task.py`` with its option table and
-its task object (the interface :class:`karyoflow.engine.task.Task`), beside its science
-modules (data pipelines, losses, metrics, decoding, figures). The engine
-(:mod:`karyoflow.engine`) runs them all the same way.
+Each task is a package ``karyoflow/tasks/<task>/`` whose ``task.py`` holds its option
+table and its task object ``TASK`` (the interface :class:`karyoflow.engine.task.Task`),
+beside its science modules (data pipelines, losses, metrics, decoding, figures). The
+engine (:mod:`karyoflow.engine`) runs them all the same way; a new package here is a
+new task (:func:`task_names` lists them).
 
->>> sorted(TASK_MODULES)
+>>> task_names()
 ['centromere', 'classification', 'detection', 'segmentation']
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 from typing import Any
 
-__all__ = ["TASK_MODULES", "task_for"]
+__all__ = ["task_for", "task_names"]
 
-#: Task name -> (module, task object) in that module.
-TASK_MODULES: dict[str, tuple[str, str]] = {
-    "classification": ("karyoflow.tasks.classification.task", "CLASSIFICATION"),
-    "centromere": ("karyoflow.tasks.centromere.task", "CENTROMERE"),
-    "segmentation": ("karyoflow.tasks.segmentation.task", "SEGMENTATION"),
-    "detection": ("karyoflow.tasks.detection.task", "DETECTION"),
-}
+
+def task_names() -> list[str]:
+    """The tasks: every package of :mod:`karyoflow.tasks` with a ``task`` module."""
+    here = importlib.import_module(__name__).__path__
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(here)
+        if m.ispkg and importlib.util.find_spec(f"{__name__}.{m.name}.task") is not None
+    )
 
 
 def task_for(name: str) -> Any:
-    """The task object of ``name`` (its module imported on first use).
+    """The task object of ``name`` (``karyoflow.tasks.<name>.task.TASK``).
 
     Raises
     ------
     ValueError
         An unknown task.
     """
-    try:
-        module, attr = TASK_MODULES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown task {name!r}; choose one of: {', '.join(TASK_MODULES)}"
-        ) from None
-    return getattr(importlib.import_module(module), attr)
+    if name not in task_names():
+        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(task_names())}")
+    return importlib.import_module(f"{__name__}.{name}.task").TASK

@@ -149,7 +149,7 @@ def test_one_epoch_fit_and_evaluation_tracked(tmp_path):
     from karyoflow.engine import tracking
     from karyoflow.engine.job import Job
     from karyoflow.engine.run import run_evaluate, run_train
-    from karyoflow.tasks.centromere.task import CENTROMERE
+    from karyoflow.tasks.centromere.task import TASK
 
     for split, n, seed in (("train", 96, 1), ("val", 16, 2), ("test", 16, 3)):
         _write(tmp_path / "data" / f"{split}.h5", n, seed)
@@ -191,7 +191,7 @@ def test_one_epoch_fit_and_evaluation_tracked(tmp_path):
             ("curves", "c.png"),
         ]
     }
-    metrics = run_train(CENTROMERE, job, outputs, log=lambda _m: None)
+    metrics = run_train(TASK, job, outputs, log=lambda _m: None)
     assert metrics["epochs_run"] == 1 and np.isfinite(metrics["val_mean_error_px"])
     ev_out = {
         k: str(out / "test" / f)
@@ -206,7 +206,7 @@ def test_one_epoch_fit_and_evaluation_tracked(tmp_path):
         rule="evaluate_centromere",
         inputs={"model": outputs["model"], "test": [str(tmp_path / "data" / "test.h5")]},
     )
-    ev = run_evaluate(CENTROMERE, ev_job, ev_out, log=lambda _m: None)
+    ev = run_evaluate(TASK, ev_job, ev_out, log=lambda _m: None)
     saved = json.loads(Path(ev_out["metrics"]).read_text())
     for key in (
         "mean_error_px",

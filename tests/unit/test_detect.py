@@ -569,10 +569,10 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
     from karyoflow.engine import tracking
     from karyoflow.engine.job import Job
     from karyoflow.engine.run import run_evaluate, run_train
-    from karyoflow.tasks.detection.task import DETECTION, load_detector, resolve_detector_params
+    from karyoflow.tasks.detection.task import TASK, load_detector, resolve_detector_params
 
     def run_detector_training(job, outputs, log=print):
-        return run_train(DETECTION, job, outputs, log=log)
+        return run_train(TASK, job, outputs, log=log)
 
     rng = np.random.default_rng(0)
     scenes = [_random_scene(rng) for _ in range(10)]
@@ -645,7 +645,7 @@ def test_learned_detector_learns_bars_and_is_evaluated(tmp_path):
         inputs={"manifest": str(manifest), "model": outputs["model"]},
         settings={"overlay_cells": 2},
     )
-    ev = run_evaluate(DETECTION, ev_job, ev_out, log=lambda _m: None)
+    ev = run_evaluate(TASK, ev_job, ev_out, log=lambda _m: None)
     assert ev["detector"] == "learned" and ev["params"]["threshold"] == metrics["threshold"]
     assert ev["images"] == 10 and ev["test"]["cells"] == 2 and ev["all"]["recall"] >= 0.5
     # AP over detections down to ap_floor: at most the recall reached there

@@ -9,7 +9,7 @@ import pytest
 from karyoflow.engine.job import Job
 from karyoflow.engine.params import merge_params
 from karyoflow.engine.run import finite_numbers, run_name
-from karyoflow.tasks import TASK_MODULES, task_for
+from karyoflow.tasks import task_for, task_names
 
 
 class _Named(dict):
@@ -70,7 +70,7 @@ def test_run_names_follow_each_task_template():
 def test_every_task_has_the_interface():
     needed = ("load", "build", "fit_data", "compile_args", "monitor", "validate", "evaluate")
     registries = set()
-    for name in TASK_MODULES:
+    for name in task_names():
         task = task_for(name)
         assert all(callable(getattr(task, m)) for m in needed), name
         assert len(task.run_names) == 2 and task.params_key and task.unit

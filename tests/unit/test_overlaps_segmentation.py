@@ -157,7 +157,7 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
     from karyoflow.engine.job import Job
     from karyoflow.engine.run import run_evaluate, run_train
     from karyoflow.tasks.segmentation.generate import compose_pair, write_pairs_h5
-    from karyoflow.tasks.segmentation.task import SEGMENTATION
+    from karyoflow.tasks.segmentation.task import TASK
 
     four = mode == "four_class"
     rng = np.random.default_rng(0)
@@ -200,7 +200,7 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
             ("curves", "curves.png"),
         )
     }
-    metrics = run_train(SEGMENTATION, job, outs, log=lambda m: None)
+    metrics = run_train(TASK, job, outs, log=lambda m: None)
     assert metrics["epochs_run"] == 1 and 0 <= metrics["val_mean_iou"] <= 1
     assert metrics["mode"] == mode
     assert json.loads(outs["history"].read_text())["loss"]
@@ -215,12 +215,12 @@ def test_one_epoch_fit_and_evaluation(tmp_path, mode):
     job = job.with_(
         rule="evaluate_segmentation", inputs={"model": outs["model"], "test": tmp_path / "test.h5"}
     )
-    result = run_evaluate(SEGMENTATION, job, ev, log=lambda m: None)
+    result = run_evaluate(TASK, job, ev, log=lambda m: None)
     assert result["test_pairs"] == 8 and set(result["iou"]) >= {"overlap", "background"}
     assert result["mode"] == mode and result["tta"] == (1 if four else 8)
     with pytest.raises(ValueError, match="a 4-class model, but mode is three_class"):
         three = {**job.params, "mode": "three_class_geometric"}
-        run_evaluate(SEGMENTATION, job.with_(params=three), ev, log=lambda m: None)
+        run_evaluate(TASK, job.with_(params=three), ev, log=lambda m: None)
     saved = json.loads(ev["metrics"].read_text())
     assert saved["mlflow_run_id"] and ev["samples"].stat().st_size > 2000
     if mode != "four_class":

@@ -18,7 +18,7 @@ from karyoflow.labels import LABELS
 from karyoflow.manifest import manifest_frame, write_manifest
 from karyoflow.tasks.classification.data import class_weights, load_split
 from karyoflow.tasks.classification.grid import grid_points, point_id
-from karyoflow.tasks.classification.task import CLASSIFICATION, resolve_train_params
+from karyoflow.tasks.classification.task import TASK, resolve_train_params
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,7 @@ def _job(root: Path, *, params=None, log_models: bool = True) -> Job:
 
 
 def run_training(job: Job, outputs, log=print) -> dict:
-    return run_train(CLASSIFICATION, job, outputs, log=log)
+    return run_train(TASK, job, outputs, log=log)
 
 
 def _outputs(root: Path, name: str) -> dict[str, str]:
@@ -179,7 +179,7 @@ def test_evaluation_with_decoding(tiny):
         },
         tracking=_tracking(tiny, log_models=False),
     )
-    metrics = run_evaluate(CLASSIFICATION, job, outputs, log=lambda _m: None)
+    metrics = run_evaluate(TASK, job, outputs, log=lambda _m: None)
     assert metrics["test_instances"] == 48 and metrics["test_cells"] == 2
     for key in ("accuracy", "accuracy_decoded", "accuracy_hierarchical", "denver_accuracy"):
         assert 0.0 <= metrics[key] <= 1.0

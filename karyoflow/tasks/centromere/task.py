@@ -25,10 +25,10 @@ from karyoflow.fileutil import atomic_path
 from karyoflow.tasks.centromere.data import DEFAULT_POINT_AUGMENT
 
 __all__ = [
-    "CENTROMERE",
     "DEFAULT_CENTROMERE_TRAIN",
     "LOSSES",
     "REGISTRY_TASK",
+    "TASK",
     "make_loss",
     "predict_points",
     "resolve_centromere_params",
@@ -289,8 +289,8 @@ class Centromere:
         )
 
 
-#: The centromere task object the rules run.
-CENTROMERE = Centromere()
+#: The centromere task object the rules run (:func:`karyoflow.tasks.task_for`).
+TASK = Centromere()
 
 
 def _write_csv(path: str | Path, frame) -> None:

@@ -25,7 +25,7 @@ from karyoflow.engine.task import Evaluation, Registered, Splits, Validation, re
 from karyoflow.fileutil import atomic_path, file_sha256, write_json
 from karyoflow.tasks.classification.data import DEFAULT_ONLINE_AUGMENT
 
-__all__ = ["CLASSIFICATION", "DEFAULT_TRAIN", "REGISTRY_TASK", "resolve_train_params"]
+__all__ = ["DEFAULT_TRAIN", "REGISTRY_TASK", "TASK", "resolve_train_params"]
 
 #: Registry task of the classifiers: versions of ``karyoflow-classification``.
 REGISTRY_TASK = "classification"
@@ -288,8 +288,8 @@ class Classification:
         )
 
 
-#: The classification task object the rules run.
-CLASSIFICATION = Classification()
+#: The classification task object the rules run (:func:`karyoflow.tasks.task_for`).
+TASK = Classification()
 
 
 def _write_csv(path: str | Path, frame: pd.DataFrame) -> None:

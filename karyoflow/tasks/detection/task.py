@@ -28,8 +28,8 @@ from karyoflow.fileutil import write_json
 
 __all__ = [
     "DEFAULT_DETECTOR_TRAIN",
-    "DETECTION",
     "REGISTRY_TASK",
+    "TASK",
     "best_threshold",
     "crop_batches",
     "load_detector",
@@ -447,5 +447,5 @@ class Detection:
         )
 
 
-#: The detection task object the rules run.
-DETECTION = Detection()
+#: The detection task object the rules run (:func:`karyoflow.tasks.task_for`).
+TASK = Detection()

@@ -26,9 +26,9 @@ from karyoflow.fileutil import atomic_path, write_json
 __all__ = [
     "DEFAULT_SEG_TRAIN",
     "REGISTRY_TASK",
-    "SEGMENTATION",
     "SEG_LOSSES",
     "SEG_MODES",
+    "TASK",
     "check_overlaps_config",
     "load_pairs",
     "make_pair_dataset",
@@ -599,8 +599,8 @@ class Segmentation:
         )
 
 
-#: The segmentation task object the rules run.
-SEGMENTATION = Segmentation()
+#: The segmentation task object the rules run (:func:`karyoflow.tasks.task_for`).
+TASK = Segmentation()
 
 
 def _training_target(mode: str) -> Callable[[np.ndarray], np.ndarray]:
