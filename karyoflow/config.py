@@ -98,6 +98,9 @@ def check_semantics(config: Mapping[str, Any], source: str = "config") -> None:
         except ValueError as exc:
             raise ConfigError(f"{source}: synthetic/params: {exc}") from None
     datasets = config["datasets"]
+    for name in (config.get("evaluate") or {}).get("external") or []:
+        if name not in datasets:
+            raise ConfigError(f"{source}: evaluate/external: no dataset {name!r}")
     pre = config.get("preprocess", {})
     if pre.get("enabled", True):
         for name in pre.get("datasets") or []:
@@ -174,7 +177,15 @@ def _check_train(config: Mapping[str, Any], source: str) -> None:
     from karyoflow.tasks.classification.task import resolve_train_params
 
     sizes = resolve_pre(pre.get("params") or {})["sizes"]
-    for name in train["datasets"]:
+    unions = train.get("unions") or {}
+    for name, members in unions.items():
+        if name in config["datasets"]:
+            raise ConfigError(f"{source}: train/unions/{name}: also the name of a dataset")
+        for member in members:
+            if member not in config["datasets"]:
+                raise ConfigError(f"{source}: train/unions/{name}: no dataset {member!r}")
+    members = [m for n in train["datasets"] for m in unions.get(n, [n])]
+    for name in members:
         if name not in config["datasets"]:
             raise ConfigError(f"{source}: train/datasets: no dataset {name!r}")
         kind = config["datasets"][name]["kind"]

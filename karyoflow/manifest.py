@@ -26,7 +26,9 @@ __all__ = [
     "manifest_frame",
     "merge_manifests",
     "read_manifest",
+    "read_manifests",
     "rejects_frame",
+    "scoped_cell_ids",
     "split_manifest",
     "summarise",
     "write_manifest",
@@ -149,6 +151,29 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     else:
         df = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in _FLOAT_COLUMNS})
     return manifest_frame(df.to_dict("records"))
+
+
+def read_manifests(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Several manifests as one table (a union of datasets): with more than one, each
+    ``cell_id`` becomes ``<dataset>:<cell_id>`` (:func:`scoped_cell_ids`), as the
+    union's preprocessed splits name them, so equal ids of two datasets stay two cells."""
+    frames = [read_manifest(p) for p in paths]
+    if len(frames) == 1:
+        return frames[0]
+    table = pd.concat(frames, ignore_index=True)
+    table["cell_id"] = scoped_cell_ids(table["dataset"], table["cell_id"])
+    return table
+
+
+def scoped_cell_ids(datasets: Sequence[str], cell_ids: Sequence[str]) -> np.ndarray:
+    """``<dataset>:<cell id>`` for each row (cell ids of a union of datasets).
+
+    Examples
+    --------
+    >>> scoped_cell_ids(["a", "b"], ["c1", "c1"]).tolist()
+    ['a:c1', 'b:c1']
+    """
+    return np.array([f"{d}:{c}" for d, c in zip(datasets, cell_ids, strict=True)], dtype=object)
 
 
 def write_rejects(df: pd.DataFrame, path: str | Path) -> Path:

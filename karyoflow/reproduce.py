@@ -74,6 +74,7 @@ TASK_METRICS: dict[str, tuple[str, int]] = {
     "segmentation.json": ("overlaps/*/*/test/metrics.json", 2),
     "detect.json": ("detect/*/metrics.json", 1),
     "calls.json": ("calls/*/metrics.json", 1),
+    "external.json": ("evaluate/*/*/external/*/metrics.json", 4),
 }
 #: Extensions hashed as text, with the checkout's absolute path removed.
 _TEXT = {".csv", ".json", ".txt", ".xml", ".tsv", ".yaml", ".yml"}

@@ -41,17 +41,20 @@ def finite_numbers(values: Mapping[str, Any], prefix: str = "") -> dict[str, flo
 
 def run_name(task: Task, job: Job, stage: str) -> str:
     """The MLflow run name of ``stage`` (``"train"`` or ``"evaluate"``): the task's
-    ``run_names`` template filled with the job's dataset, model and wildcards.
+    ``run_names`` template of the job's rule (a rule of its own, as
+    ``evaluate_external``), else of the stage, filled with the job's dataset, model and
+    wildcards.
 
     Examples
     --------
     >>> class T:
-    ...     run_names = ("{dataset}/{model}/{point}", "{dataset}/{model}/evaluate")
+    ...     run_names = {"train": "{dataset}/{model}/{point}", "evaluate": "{dataset}/{model}"}
     >>> job = Job("classification", "train", "voc", "hu2019", wildcards={"point": "sgd-lr0.1"})
     >>> run_name(T(), job, "train"), run_name(T(), job, "evaluate")
-    ('voc/hu2019/sgd-lr0.1', 'voc/hu2019/evaluate')
+    ('voc/hu2019/sgd-lr0.1', 'voc/hu2019')
     """
-    template = task.run_names[0 if stage == "train" else 1]
+    by_rule = task.run_names.get(job.rule) if job.rule not in ("train", "evaluate") else None
+    template = by_rule or task.run_names[stage]
     return template.format(**{**job.wildcards, "dataset": job.dataset, "model": job.model})
 
 

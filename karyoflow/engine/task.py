@@ -135,9 +135,10 @@ class Task(Protocol):
         Prefix of the training options among the run's params (``train.epochs``).
     unit : str
         What a training sample is, for ``train_<unit>_per_second``.
-    run_names : tuple of str
-        MLflow run names of training and evaluation: templates of the job's
-        ``dataset``, ``model`` and wildcards (:func:`karyoflow.engine.run.run_name`).
+    run_names : mapping
+        MLflow run names: ``"train"``, ``"evaluate"`` (and any rule name) -> a template
+        of the job's ``dataset``, ``model`` and wildcards
+        (:func:`karyoflow.engine.run.run_name`).
     resolve_params : callable
         ``(*layers) -> dict``: the task's option table merged with ``layers`` and checked.
     """
@@ -146,7 +147,7 @@ class Task(Protocol):
     registry: str
     params_key: str
     unit: str
-    run_names: tuple[str, str]
+    run_names: Mapping[str, str]
     resolve_params: Callable[..., dict[str, Any]]
 
     def load(self, job: Job, params: Mapping[str, Any], log: Log) -> Splits:

@@ -45,10 +45,12 @@ NAME_PRESETS: dict[str, NamePreset] = {
     "karyotype_gif": NamePreset(
         pattern=(
             r"(?i)^\s*(?P<cell>.+?)\s*\.\s*k\s*\.\s*chr\s*(?P<label>\d{1,2}|[xy])\s*"
-            r"\.\s*(?P<copy>\d+)" + _IMG_SUFFIX + r"$"
+            r"\.\s*(?P<copy>\d+)(?P<variant>[a-z_][\w-]*)?" + _IMG_SUFFIX + r"$"
         ),
-        description="<sample>.K.chr<N>.<copy>.gif (also png/tif; N 1-22, 23|X, 24|Y; "
-        "tolerates stray spaces, any case and repeated suffixes)",
+        description="<sample>.K.chr<N>.<copy>[<variant>].gif (also png/tif; N 1-22, "
+        "23|X, 24|Y; a variant after the copy number, as in the public crops of Hu et al. "
+        "2019: 161923.054.K.chr1.1invert_pad.gif; tolerates stray spaces, any case and "
+        "repeated suffixes)",
     ),
     "zero_based": NamePreset(
         pattern=r"(?i)^(?P<cell>.+)\.(?P<label>\d{1,2})\.tiff?$",

@@ -31,6 +31,7 @@ EXPECTED = {
     "taichung_voc_hu2019.yaml": {"taichung": (20563, 447, 0)},
     "taichung_detect_long.yaml": {"taichung": (20563, 447, 0)},
     "taichung_detect_finetune.yaml": {"taichung": (20563, 447, 0)},
+    "taichung_union.yaml": {"taichung": (20563, 447, 0), "taichung_more": (65673, 1429, 0)},
 }
 
 # Examples that read the same data as another (same datasets, seed and split): ingest is

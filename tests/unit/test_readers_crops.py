@@ -85,11 +85,18 @@ def test_karyotype_gif_preset(tmp_path: Path) -> None:
         "S-9.K.chry.1.gif": "Y",
         "S-9.K.chr24.1.png": "Y",
         "S.10.K.chr 5 .1 .gif": "5",
+        # the public crops of Hu et al. 2019: text after the copy number
+        "161923.054.K.chr1.1invert_pad.gif": "1",
+        "161923.054.K.chr1.2invert_pad.gif": "1",
+        "161923.054.K.chrX.1invert_pad.gif": "X",
+        "161923.054.K.chr12.2_pad.gif": "12",
     }
     for name in names:
         crop(tmp_path / name)
     crop(tmp_path / "S-9.K.chr25.1.gif")
     crop(tmp_path / "random.gif")
+    crop(tmp_path / "S-9.K.chr3.gif")  # no copy number
+    crop(tmp_path / "S-9.K.chr3.x1.gif")  # text before it
     res = read_crops(
         tmp_path, dataset="g", options={"layout": "filename", "preset": "karyotype_gif"}
     )
@@ -98,8 +105,9 @@ def test_karyotype_gif_preset(tmp_path: Path) -> None:
     assert cells["A123 .K.chr X.2.gif.gif"] == "A123"
     assert cells["b7.k.CHR23.1.GIF"] == "b7"
     assert cells["S.10.K.chr 5 .1 .gif"] == "S.10"
+    assert cells["161923.054.K.chr1.1invert_pad.gif"] == "161923.054"
     assert sorted(r.reason.split(" (")[0] for r in res.rejects) == [
-        "file name does not match pattern preset 'karyotype_gif'",
+        *["file name does not match pattern preset 'karyotype_gif'"] * 3,
         "unknown label '25'",
     ]
 

@@ -71,7 +71,10 @@ os.environ.update({CONFIG_HASH_ENV: config_hash(config)})
 
 
 wildcard_constraints:
-    dataset="|".join(re.escape(n) for n in config["datasets"]),
+    dataset="|".join(
+        re.escape(n) for n in [*config["datasets"], *config["train"]["unions"]]
+    ),
+    external="|".join(re.escape(n) for n in config["datasets"]),
     shard=r"\d+",
     split="|".join(SPLITS),
     model="|".join(config["train"]["models"]) or "none",
@@ -123,10 +126,45 @@ def ingest_inputs(wildcards):
     return inputs
 
 
+UNIONS = TRAIN["unions"]
+
+
+def members(name):
+    """The datasets a training entry trains on: a union's members, or the dataset."""
+    return list(UNIONS.get(name) or [name])
+
+
 def train_datasets():
+    """Training entries (datasets or unions) whose every dataset is preprocessed."""
     if not (TRAIN["enabled"] and PREPROCESS["enabled"]):
         return []
-    return [n for n in TRAIN["datasets"] if n in preprocess_datasets()]
+    ready = preprocess_datasets()
+    return [n for n in TRAIN["datasets"] if all(m in ready for m in members(n))]
+
+
+def train_manifests(wildcards):
+    """The manifests of a training entry's datasets (one per union member)."""
+    return [manifest_path(m) for m in members(wildcards.dataset)]
+
+
+EXTERNAL = config["evaluate"]["external"]
+
+
+def external_datasets(name):
+    """Preprocessed datasets a training entry's models are also tested on (its own
+    datasets left out): each one's test split (all of it under split_as: test)."""
+    if not EXTERNAL:
+        return []
+    ready = preprocess_datasets()
+    return [e for e in EXTERNAL if e in ready and e not in members(name)]
+
+
+def external_outputs(name):
+    return [
+        f"{RESULTS}/evaluate/{name}/{m}/external/{e}/metrics.json"
+        for m in TRAIN["models"]
+        for e in external_datasets(name)
+    ]
 
 
 def model_setting(model, key, default=None):
@@ -144,11 +182,21 @@ def grid():
 
 
 def train_file(split):
+    """The split's file of every dataset of the training entry (one for a dataset)."""
+
     def inner(wildcards):
         size = model_size(wildcards.model)
-        return f"{RESULTS}/preprocess/{wildcards.dataset}/{size}/{split}.h5"
+        return [
+            f"{RESULTS}/preprocess/{m}/{size}/{split}.h5"
+            for m in members(wildcards.dataset)
+        ]
 
     return inner
+
+
+def external_file(wildcards):
+    size = model_size(wildcards.model)
+    return f"{RESULTS}/preprocess/{wildcards.external}/{size}/test.h5"
 
 
 def job_spec(task, *, dataset, model, params, **fields):
@@ -184,7 +232,9 @@ def train_job(wildcards):
     )
 
 
-def evaluate_job(wildcards):
+def evaluate_job(wildcards, register=True):
+    """Job of the evaluate rules; register=False: an external test set (the model is
+    registered by its own test split only)."""
     return job_spec(
         "classification",
         dataset=wildcards.dataset,
@@ -195,8 +245,13 @@ def evaluate_job(wildcards):
             "select_by": TRAIN["select_by"],
             "decode": config["evaluate"],
             "tta": config["evaluate"]["tta"],
+            "register": register,
         },
     )
+
+
+def external_job(wildcards):
+    return evaluate_job(wildcards, register=False)
 
 
 def grid_metrics(wildcards):
@@ -361,11 +416,16 @@ def segmentation_train_job(wildcards):
 PREDICT = config["predict"]
 
 
+def is_voc(name):
+    """A VOC dataset (a union is none: its cells are predicted by their own datasets)."""
+    return name in config["datasets"] and config["datasets"][name]["kind"] == "voc"
+
+
 def predict_datasets():
     """Trained VOC datasets whose cells get karyograms (predict.datasets or all)."""
     if not (PREDICT["enabled"] and TRAIN["enabled"]):
         return []
-    voc = [d for d in train_datasets() if config["datasets"][d]["kind"] == "voc"]
+    voc = [d for d in train_datasets() if is_voc(d)]
     chosen = PREDICT["datasets"]
     return voc if chosen is None else [d for d in voc if d in chosen]
 
@@ -384,7 +444,7 @@ def calls_datasets():
     """Trained VOC datasets whose calls are evaluated end to end (calls.datasets or all)."""
     if not (CALLS["enabled"] and TRAIN["enabled"]):
         return []
-    voc = [d for d in train_datasets() if config["datasets"][d]["kind"] == "voc"]
+    voc = [d for d in train_datasets() if is_voc(d)]
     chosen = CALLS["datasets"]
     return voc if chosen is None else [d for d in voc if d in chosen]
 
@@ -443,6 +503,8 @@ def all_outputs():
         outputs += expand(
             f"{RESULTS}/evaluate/{name}/{{model}}/metrics.json", model=TRAIN["models"]
         )
+        if external_datasets(name):
+            outputs.append(f"{RESULTS}/evaluate/{name}/external.csv")
     outputs += expand(
         "results/centromere/{cmodel}/test/metrics.json", cmodel=centromere_models()
     )

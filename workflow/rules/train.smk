@@ -6,7 +6,7 @@ rule train:
     input:
         train=train_file("train"),
         val=train_file("val"),
-        manifest=manifest_path("{dataset}"),
+        manifest=train_manifests,
     output:
         model="results/train/{dataset}/{model}/{point}/model.keras",
         metrics="results/train/{dataset}/{model}/{point}/metrics.json",
@@ -39,7 +39,7 @@ rule calibrate:
         model="results/train/{dataset}/{model}/{point}/model.keras",
         metrics="results/train/{dataset}/{model}/{point}/metrics.json",
         val=train_file("val"),
-        manifest=manifest_path("{dataset}"),
+        manifest=train_manifests,
     output:
         calibration="results/train/{dataset}/{model}/{point}/calibration.json",
         reliability=report(
@@ -97,7 +97,7 @@ rule evaluate:
         models=model_files,
         calibrations=calibration_files,
         test=train_file("test"),
-        manifest=manifest_path("{dataset}"),
+        manifest=train_manifests,
     output:
         metrics="results/evaluate/{dataset}/{model}/metrics.json",
         per_class="results/evaluate/{dataset}/{model}/per_class.csv",
@@ -135,3 +135,56 @@ rule evaluate:
         job=evaluate_job,
     script:
         "../scripts/evaluate.py"
+
+
+rule evaluate_external:
+    input:
+        grid="results/train/{dataset}/grid.csv",
+        models=model_files,
+        calibrations=calibration_files,
+        test=external_file,
+        manifest=manifest_path("{external}"),
+    output:
+        metrics="results/evaluate/{dataset}/{model}/external/{external}/metrics.json",
+        per_class="results/evaluate/{dataset}/{model}/external/{external}/per_class.csv",
+        cells="results/evaluate/{dataset}/{model}/external/{external}/cells.csv",
+        cases="results/evaluate/{dataset}/{model}/external/{external}/cases.csv",
+        reliability="results/evaluate/{dataset}/{model}/external/{external}/reliability.png",
+        review="results/evaluate/{dataset}/{model}/external/{external}/review.png",
+        confusion="results/evaluate/{dataset}/{model}/external/{external}/confusion.png",
+    log:
+        "results/logs/evaluate_external/{dataset}/{model}/{external}.log",
+    benchmark:
+        "results/benchmarks/evaluate_external/{dataset}/{model}/{external}.tsv"
+    conda:
+        ENV
+    threads: TRAIN_THREADS
+    params:
+        job=external_job,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule external_summary:
+    input:
+        own=lambda wildcards: expand(
+            "results/evaluate/{dataset}/{model}/metrics.json",
+            dataset=wildcards.dataset,
+            model=TRAIN["models"],
+        ),
+        external=lambda wildcards: external_outputs(wildcards.dataset),
+    output:
+        table="results/evaluate/{dataset}/external.csv",
+        plot=report(
+            "results/evaluate/{dataset}/external.png",
+            caption="../report/external.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"model": "all", "figure": "external test sets"},
+        ),
+    log:
+        "results/logs/external_summary/{dataset}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/external_summary.py"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -139,7 +140,9 @@ class Centromere:
 
     name, registry, params_key, unit = "centromere", REGISTRY_TASK, "centromere", "images"
     resolve_params = staticmethod(resolve_centromere_params)
-    run_names = ("centromere/{model}", "centromere/{model}/test")
+    run_names = MappingProxyType(
+        {"train": "centromere/{model}", "evaluate": "centromere/{model}/test"}
+    )
 
     def load(self, job: Job, params: Mapping[str, Any], log) -> Splits:
         from karyoflow.tasks.centromere.data import load_centromere_split

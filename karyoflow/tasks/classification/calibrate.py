@@ -8,7 +8,7 @@ val review trade-off, and adds them to the training run in MLflow.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,8 @@ def calibrate_split(
 def run_calibration(
     *,
     model_file: str | Path,
-    val_file: str | Path,
-    manifest: str | Path,
+    val_file: str | Path | Sequence[str | Path],
+    manifest: str | Path | Sequence[str | Path],
     metrics_file: str | Path | None,
     call: Mapping[str, Any],
     tta: str,
@@ -79,7 +79,7 @@ def run_calibration(
     import keras
 
     from karyoflow.evaluate.cells import cell_truths
-    from karyoflow.manifest import read_manifest
+    from karyoflow.manifest import read_manifests
     from karyoflow.tasks.classification.data import load_split, predict_proba
 
     net = keras.models.load_model(model_file)
@@ -87,7 +87,8 @@ def run_calibration(
     if len(val) == 0:
         log(f"[calibrate] {model_file}: no val split; probabilities left uncalibrated (T = 1)")
     proba = predict_proba(net, val, tta=tta) if len(val) else np.zeros((0, 24))
-    truth = cell_truths(read_manifest(manifest))
+    manifests = [manifest] if isinstance(manifest, str | Path) else list(manifest)
+    truth = cell_truths(read_manifests(manifests))
     cal, cells, _ = calibrate_split(proba, val.labels, val.cell_ids, truth, call, tta=tta)
     payload = cal.to_dict()
     with atomic_path(outputs["calibration"]) as tmp:

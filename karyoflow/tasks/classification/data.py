@@ -11,6 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from karyoflow.manifest import scoped_cell_ids
 from karyoflow.tasks.classification.features import relative_size_features
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "load_split",
     "make_dataset",
     "predict_proba",
+    "source_weights",
 ]
 
 #: On-the-fly augmentation applied to training batches (on top of the offline copies).
@@ -45,6 +47,8 @@ class SplitData:
     #: (:func:`karyoflow.tasks.classification.features.relative_size_features`);
     #: zeros for files written before sizes were recorded
     size_features: np.ndarray | None = None
+    #: str (N,) dataset each row comes from (the files' ``datasets`` column)
+    sources: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -71,6 +75,7 @@ class SplitData:
             self.augmented[keep],
             self.attrs,
             None if self.size_features is None else self.size_features[keep],
+            None if self.sources is None else self.sources[keep],
         )
 
 
@@ -79,7 +84,8 @@ def _strings(values: np.ndarray) -> np.ndarray:
 
 
 def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
-    """Read one split from one or more HDF5 files (several datasets are concatenated).
+    """Read one split from one or more HDF5 files (several datasets are concatenated;
+    rows of several datasets get scoped cell ids, ``<dataset>:<cell>``).
 
     Raises
     ------
@@ -101,6 +107,11 @@ def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
                 )
             else:
                 sizes = np.zeros((len(cell_ids), 2), np.float32)
+            sources = (
+                _strings(h5["datasets"][()])
+                if "datasets" in h5
+                else np.full(len(cell_ids), str(attrs.get("dataset", "")), dtype=object)
+            )
             parts.append(
                 SplitData(
                     images=h5["images"][()],
@@ -110,6 +121,7 @@ def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
                     augmented=augmented,
                     attrs=attrs,
                     size_features=sizes,
+                    sources=sources,
                 )
             )
     shapes = {p.images.shape[1:] for p in parts if len(p)}
@@ -119,14 +131,19 @@ def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
     if len(parts) == 1:
         return first
     h, w = next(iter(shapes)) if shapes else first.images.shape[1:]
+    sources = np.concatenate([p.sources for p in parts])
+    cell_ids = np.concatenate([p.cell_ids for p in parts])
+    if len(set(sources)) > 1:  # a union: equal cell ids of two datasets stay two cells
+        cell_ids = scoped_cell_ids(sources, cell_ids)
     return SplitData(
         images=np.concatenate([p.images.reshape(-1, h, w) for p in parts]),
         labels=np.concatenate([p.labels for p in parts]),
-        cell_ids=np.concatenate([p.cell_ids for p in parts]),
+        cell_ids=cell_ids,
         instance_ids=np.concatenate([p.instance_ids for p in parts]),
         augmented=np.concatenate([p.augmented for p in parts]),
         attrs=first.attrs,
         size_features=np.concatenate([_sizes(p) for p in parts]),
+        sources=sources,
     )
 
 
@@ -158,6 +175,24 @@ def class_weights(labels: np.ndarray, num_classes: int = 24, mode: str = "balanc
     return out
 
 
+def source_weights(sources: np.ndarray, mode: str = "none") -> np.ndarray:
+    """Per-sample loss weights that give every source dataset the same total weight
+    (``balanced``: n / (k * count of the sample's source)), or ones (``none``).
+
+    Examples
+    --------
+    >>> source_weights(np.array(["a", "a", "a", "b"]), "balanced").tolist()
+    [0.6666666865348816, 0.6666666865348816, 0.6666666865348816, 2.0]
+    """
+    sources = np.asarray(sources)
+    if mode == "none" or len(sources) == 0:
+        return np.ones(len(sources), np.float32)
+    if mode != "balanced":
+        raise ValueError(f"unknown source weight mode {mode!r} (balanced | none)")
+    names, index, counts = np.unique(sources, return_inverse=True, return_counts=True)
+    return (len(sources) / (len(names) * counts[index])).astype(np.float32)
+
+
 def make_dataset(
     data: SplitData,
     *,
@@ -168,7 +203,7 @@ def make_dataset(
     augment: Mapping[str, float] | None = None,
     label_smoothing: float = 0.0,
     mixup: float = 0.0,
-    sample_weights: Mapping[int, float] | None = None,
+    sample_weights: Mapping[int, float] | np.ndarray | None = None,
     size_features: bool = False,
 ):
     """A ``tf.data.Dataset`` of ``(images float32 (B,H,W,1) in 0-255, one-hot labels)``.
@@ -191,7 +226,9 @@ def make_dataset(
     if label_smoothing and training:
         onehot = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
     weights = None
-    if sample_weights is not None:
+    if isinstance(sample_weights, np.ndarray):
+        weights = np.asarray(sample_weights, np.float32)
+    elif sample_weights is not None:
         weights = np.array([sample_weights[int(c)] for c in data.labels], np.float32)
     inputs: Any = images
     if size_features:

@@ -10,9 +10,12 @@ their review trade-off and case calls (:mod:`karyoflow.evaluate.cells`).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -22,7 +25,7 @@ from karyoflow.engine.fit import FIT_DEFAULTS, FitData, TrainResult, check_fit_p
 from karyoflow.engine.job import Job
 from karyoflow.engine.params import merge_params
 from karyoflow.engine.task import Evaluation, Registered, Splits, Validation, read_train_val
-from karyoflow.fileutil import atomic_path, file_sha256, write_json
+from karyoflow.fileutil import atomic_path, files_sha256, write_json
 from karyoflow.tasks.classification.data import DEFAULT_ONLINE_AUGMENT
 
 __all__ = ["DEFAULT_TRAIN", "REGISTRY_TASK", "TASK", "resolve_train_params"]
@@ -37,6 +40,7 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "early_stopping_patience": 5,  # 0: off
     "monitor": "val_accuracy",
     "class_weights": "balanced",  # balanced | none
+    "source_weights": "none",  # balanced: every source dataset of a union weighs the same
     "label_smoothing": 0.1,
     "mixup": 0.0,  # Beta(alpha, alpha); 0: off
     "online_augment": dict(DEFAULT_ONLINE_AUGMENT),
@@ -58,6 +62,9 @@ def resolve_train_params(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
     """
     out = merge_params(DEFAULT_TRAIN, *layers, what="training option", nested=["online_augment"])
     check_fit_params(out)
+    for key in ("class_weights", "source_weights"):
+        if out[key] not in ("balanced", "none"):
+            raise ValueError(f"{key} {out[key]!r}: choose balanced or none")
     return out
 
 
@@ -72,7 +79,13 @@ class Classification:
 
     name, registry, params_key, unit = "classification", REGISTRY_TASK, "train", "images"
     resolve_params = staticmethod(resolve_train_params)
-    run_names = ("{dataset}/{model}/{point}", "{dataset}/{model}/evaluate")
+    run_names = MappingProxyType(
+        {
+            "train": "{dataset}/{model}/{point}",
+            "evaluate": "{dataset}/{model}/evaluate",
+            "evaluate_external": "{dataset}/{model}/external/{external}",
+        }
+    )
 
     # ------------------------------------------------------------------ training
 
@@ -80,14 +93,23 @@ class Classification:
         from karyoflow.tasks.classification.data import load_split
 
         train, val = read_train_val(job, load_split, log)
+        # a union of datasets: one file per source and split, one manifest per source
+        sources = {
+            Path(f).parent.parent.name: files_sha256([f, v])
+            for f, v in zip(job.files("train"), job.files("val"), strict=True)
+        }
+        if len(sources) > 1:
+            log(f"union of {len(sources)} datasets: {', '.join(sources)}")
         return Splits(
             train,
             val,
             counts={"train_images": len(train), "val_images": len(val)},
             data_files=[*job.files("train"), *job.files("val")],
+            logged={"sources": sources},
             tags={
                 "grid_point": job.wildcards.get("point", ""),
-                "manifest_hash": file_sha256(job.file("manifest"))[:16],
+                "manifest_hash": files_sha256(job.files("manifest")),
+                "sources": ",".join(sources),
             },
         )
 
@@ -96,24 +118,32 @@ class Classification:
         from karyoflow.models.registry import build_model
 
         height, width = splits.train.images.shape[1:3]
-        return build_model(
-            job.model,
-            (int(height), int(width), 1),
-            len(LABELS),
-            options=dict(job.options),
-            weights=job.weights,
-            seed=job.seed,
-            size_features=2 if params.get("size_features") else 0,
-        )
+        with _local_weights(job) as weights:
+            return build_model(
+                job.model,
+                (int(height), int(width), 1),
+                len(LABELS),
+                options=dict(job.options),
+                weights=weights,
+                seed=job.seed,
+                size_features=2 if params.get("size_features") else 0,
+            )
 
     def fit_data(self, model, splits: Splits, params: Mapping[str, Any], seed: int) -> FitData:
         from karyoflow.labels import LABELS
         from karyoflow.models.registry import uses_size_input
-        from karyoflow.tasks.classification.data import class_weights, make_dataset
+        from karyoflow.tasks.classification.data import (
+            class_weights,
+            make_dataset,
+            source_weights,
+        )
 
         train, val = splits.train, splits.val
         batch = int(params["batch_size"])
-        weights = class_weights(train.labels, len(LABELS), params["class_weights"])
+        per_class = class_weights(train.labels, len(LABELS), params["class_weights"])
+        weights = np.array([per_class[int(c)] for c in train.labels], np.float32)
+        weights *= source_weights(train.sources, params["source_weights"])
+        weighted = params["class_weights"] != "none" or params["source_weights"] != "none"
         sized = uses_size_input(model)
         train_ds = make_dataset(
             train,
@@ -124,7 +154,7 @@ class Classification:
             augment=params["online_augment"],
             label_smoothing=float(params["label_smoothing"]),
             mixup=float(params["mixup"]),
-            sample_weights=weights if params["class_weights"] != "none" else None,
+            sample_weights=weights if weighted else None,
             size_features=sized,
         )
         val_ds = (
@@ -165,6 +195,11 @@ class Classification:
         val_loss = result.history.get("val_loss")
         if val_loss:
             metrics["val_loss"] = float(val_loss[result.best_epoch])
+        if len(val) and len(set(val.sources)) > 1:  # a union: every source on its own
+            pred = proba.argmax(1)
+            for source in sorted(set(val.sources)):
+                rows = val.sources == source
+                metrics[f"val_accuracy_{source}"] = float((pred[rows] == val.labels[rows]).mean())
         if len(val):
             plot_confusion_matrix(
                 np.asarray(report["confusion_matrix"]),
@@ -184,14 +219,15 @@ class Classification:
 
     def evaluate(self, job: Job, outputs: Mapping[str, Any], log) -> Evaluation:
         """Test metrics of the model's best grid point (``job.settings``: ``select_by``,
-        ``decode`` - the ``evaluate`` config section - and ``tta``)."""
+        ``decode`` - the ``evaluate`` config section - ``tta``, and ``register``: false
+        for an external test set, whose result does not make a registry version)."""
         import keras
 
         from karyoflow.evaluate.karyotype import karyotype_report
         from karyoflow.evaluate.metrics import classification_report
         from karyoflow.evaluate.plots import plot_confusion_matrix
         from karyoflow.labels import LABELS
-        from karyoflow.manifest import read_manifest
+        from karyoflow.manifest import read_manifests
         from karyoflow.tasks.classification.data import load_split, predict_proba
 
         settings = job.settings
@@ -201,10 +237,10 @@ class Classification:
         )
         log(f"{job.dataset} {job.model}: best point {point} ({path})")
         net = keras.models.load_model(path)
-        test = load_split(job.file("test")).originals()
+        test = load_split(job.files("test")).originals()
         proba = predict_proba(net, test, tta=tta)
         report = classification_report(test.labels, proba.argmax(1), num_classes=len(LABELS))
-        df = read_manifest(job.file("manifest"))
+        df = read_manifests(job.files("manifest"))
         truth = {
             str(c): str(t)
             for c, t in df.groupby("cell_id")["cell_truth"].first().items()
@@ -260,8 +296,10 @@ class Classification:
         return Evaluation(
             metrics,
             logged=finite_numbers(metrics, "test_"),
-            data_files=[job.file("test"), path],
-            registered=Registered(
+            data_files=[*job.files("test"), path],
+            registered=None
+            if not settings.get("register", True)
+            else Registered(
                 path,
                 net,
                 "test_accuracy",
@@ -290,6 +328,26 @@ class Classification:
 
 #: The classification task object the rules run (:func:`karyoflow.tasks.task_for`).
 TASK = Classification()
+
+
+@contextlib.contextmanager
+def _local_weights(job: Job) -> Iterator[str | None]:
+    """The job's ``weights`` as a local file: a path as it is; an MLflow model URI
+    (``runs:/...``, ``models:/name/3``) or ``champion`` (the registry alias of
+    ``karyoflow-classification``) saved to a temporary ``.keras`` file first."""
+    source = job.weights
+    if not source or (source != "champion" and ":/" not in source) or Path(source).exists():
+        yield source
+        return
+    from karyoflow.engine import tracking
+    from karyoflow.predict.classifier import load_classifier
+
+    uri = tracking.resolve_tracking_uri(job.tracking.get("tracking_uri"), job.results)
+    model = load_classifier(source, tracking_uri=uri).model
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "init.keras"
+        model.save(path)
+        yield str(path)
 
 
 def _write_csv(path: str | Path, frame: pd.DataFrame) -> None:

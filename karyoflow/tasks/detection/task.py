@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -291,7 +292,9 @@ class Detection:
 
     name, registry, params_key, unit = "detection", REGISTRY_TASK, "detector", "crops"
     resolve_params = staticmethod(resolve_detector_params)
-    run_names = ("detector/{dataset}", "detector/{dataset}/evaluate")
+    run_names = MappingProxyType(
+        {"train": "detector/{dataset}", "evaluate": "detector/{dataset}/evaluate"}
+    )
 
     def load(self, job: Job, params: Mapping[str, Any], log) -> Splits:
         from karyoflow.manifest import read_manifest

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -400,7 +401,12 @@ class Segmentation:
 
     name, registry, params_key, unit = "overlap_segmentation", REGISTRY_TASK, "train", "pairs"
     resolve_params = staticmethod(resolve_seg_params)
-    run_names = ("{dataset}/{model}/segmentation", "{dataset}/{model}/evaluate_segmentation")
+    run_names = MappingProxyType(
+        {
+            "train": "{dataset}/{model}/segmentation",
+            "evaluate": "{dataset}/{model}/evaluate_segmentation",
+        }
+    )
 
     def load(self, job: Job, params: Mapping[str, Any], log: Log) -> Splits:
         from karyoflow.tasks.segmentation.losses import class_pixel_weights

@@ -1,0 +1,75 @@
+"""One classifier trained on a union of datasets, tested on its own split and on a
+real external crop set (the KaryoNet G-band sample, all of it as a test set)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from test_workflow import TINY_TRAIN, run_workflow, tiny_config
+
+pytestmark = [pytest.mark.realdata, pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_union_training_and_external_test_set(repo, tmp_path, real_data):
+    config = tiny_config(
+        train={
+            **TINY_TRAIN,
+            "datasets": ["both"],
+            "unions": {"both": ["voc", "centromeres"]},
+        },
+        evaluate={"external": ["gband", "voc"]},  # voc is a member: skipped
+        mlflow={"log_models": True},
+        centromere={"enabled": False},
+        overlaps={"enabled": False},
+        predict={"enabled": False},
+        calls={"enabled": False},
+    )
+    config["datasets"]["gband"] = {
+        "kind": "crops",
+        "path": str(real_data / "karyonet-sample" / "Gband"),
+        "split_as": "test",
+        "options": {"layout": "filename", "preset": "karyonet", "subdir": "val",
+                    "cell_regex": "parent_folder"},
+    }  # fmt: skip
+    work = tmp_path / "run"
+    proc = run_workflow(repo, work, config, "--until", "external_summary")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = work / "results"
+    point = next((res / "train/both/karyonet_fast").iterdir())
+    train = json.loads((point / "metrics.json").read_text())
+    # validation accuracy of the union and of each member that has validation rows
+    per_source = {k for k in train if k.startswith("val_accuracy_")}
+    assert per_source and per_source <= {"val_accuracy_voc", "val_accuracy_centromeres"}
+    assert 0.0 <= train["val_accuracy"] <= 1.0
+    own = json.loads((res / "evaluate/both/karyonet_fast/metrics.json").read_text())
+    ext_file = res / "evaluate/both/karyonet_fast/external/gband/metrics.json"
+    ext = json.loads(ext_file.read_text())
+    assert ext["test_instances"] == 46 and ext["test_cells"] == 1  # every val crop, 1 cell
+    assert not (res / "evaluate/both/karyonet_fast/external/voc").exists()
+    table = pd.read_csv(res / "evaluate/both/external.csv")
+    assert table[["test_set", "kind"]].values.tolist() == [["both", "own"], ["gband", "external"]]
+    assert table["accuracy"].tolist() == pytest.approx([own["accuracy"], ext["accuracy"]], abs=1e-4)
+    assert (res / "evaluate/both/external.png").stat().st_size > 5000
+    db = sqlite3.connect(res / "mlflow" / "mlflow.db")
+
+    def tags(run_id):
+        rows = db.execute("select key, value from tags where run_uuid=?", (run_id,))
+        return dict(rows.fetchall())
+
+    def params(run_id):
+        rows = db.execute("select key, value from params where run_uuid=?", (run_id,))
+        return dict(rows.fetchall())
+
+    assert tags(train["mlflow_run_id"])["sources"] == "voc,centromeres"
+    assert {"sources.voc", "sources.centromeres"} <= set(params(train["mlflow_run_id"]))
+    # the own test split registers the model; an external test set does not
+    assert tags(own["mlflow_run_id"])["registered_model"] == "karyoflow-classification"
+    ext_tags = tags(ext["mlflow_run_id"])
+    assert ext_tags["karyoflow.kind"] == "evaluate_external" and "registered_model" not in ext_tags
