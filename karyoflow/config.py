@@ -184,7 +184,14 @@ def _check_train(config: Mapping[str, Any], source: str) -> None:
         for member in members:
             if member not in config["datasets"]:
                 raise ConfigError(f"{source}: train/unions/{name}: no dataset {member!r}")
-    members = [m for n in train["datasets"] for m in unions.get(n, [n])]
+    subsets = train.get("subsets") or {}
+    for name, sub in subsets.items():
+        if name in config["datasets"] or name in unions:
+            raise ConfigError(f"{source}: train/subsets/{name}: also the name of a dataset")
+        if sub["dataset"] not in config["datasets"]:
+            raise ConfigError(f"{source}: train/subsets/{name}: no dataset {sub['dataset']!r}")
+    parts = {**unions, **{n: [s["dataset"]] for n, s in subsets.items()}}
+    members = [m for n in train["datasets"] for m in parts.get(n, [n])]
     for name in members:
         if name not in config["datasets"]:
             raise ConfigError(f"{source}: train/datasets: no dataset {name!r}")

@@ -1,5 +1,6 @@
 """One classifier trained on a union of datasets, tested on its own split and on a
-real external crop set (the KaryoNet G-band sample, all of it as a test set)."""
+real external crop set (the KaryoNet G-band sample, all of it as a test set); a
+learning curve on one dataset, from scratch and fine-tuned from the union's model."""
 
 from __future__ import annotations
 
@@ -16,13 +17,20 @@ from test_workflow import TINY_TRAIN, run_workflow, tiny_config
 
 pytestmark = [pytest.mark.realdata, pytest.mark.e2e, pytest.mark.slow]
 
+#: The union's model (a workflow output) as the start of a fine-tuned subset.
+FROM_UNION = "results/train/both/karyonet_fast/adamw-lr0.003/model.keras"
+
 
 def test_union_training_and_external_test_set(repo, tmp_path, real_data):
     config = tiny_config(
         train={
             **TINY_TRAIN,
-            "datasets": ["both"],
+            "datasets": ["both", "voc", "voc_1", "voc_1ft"],
             "unions": {"both": ["voc", "centromeres"]},
+            "subsets": {
+                "voc_1": {"dataset": "voc", "train_cells": 1},
+                "voc_1ft": {"dataset": "voc", "train_cells": 1, "weights": FROM_UNION},
+            },
         },
         evaluate={"external": ["gband", "voc"]},  # voc is a member: skipped
         mlflow={"log_models": True},
@@ -39,7 +47,7 @@ def test_union_training_and_external_test_set(repo, tmp_path, real_data):
                     "cell_regex": "parent_folder"},
     }  # fmt: skip
     work = tmp_path / "run"
-    proc = run_workflow(repo, work, config, "--until", "external_summary")
+    proc = run_workflow(repo, work, config, "--until", "external_summary", "learning_curve")
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = work / "results"
     point = next((res / "train/both/karyonet_fast").iterdir())
@@ -73,3 +81,14 @@ def test_union_training_and_external_test_set(repo, tmp_path, real_data):
     assert tags(own["mlflow_run_id"])["registered_model"] == "karyoflow-classification"
     ext_tags = tags(ext["mlflow_run_id"])
     assert ext_tags["karyoflow.kind"] == "evaluate_external" and "registered_model" not in ext_tags
+    # the learning curve on voc: all its training cells, one cell, one cell fine-tuned
+    curve = pd.read_csv(res / "curves/voc.csv").set_index("entry")
+    cells = json.loads((res / "evaluate/voc/karyonet_fast/metrics.json").read_text())
+    assert curve.loc["voc_1", "train_cells"] == curve.loc["voc_1ft", "train_cells"] == 1
+    assert curve.loc["voc", "train_cells"] > 1
+    assert curve.loc["voc", "accuracy"] == pytest.approx(cells["accuracy"], abs=1e-4)
+    assert curve.loc["voc_1", "start"] == "scratch" and curve.loc["voc_1ft", "start"] == FROM_UNION
+    assert (res / "curves/voc.png").stat().st_size > 5000
+    ft_point = next((res / "train/voc_1ft/karyonet_fast").iterdir())
+    ft = json.loads((ft_point / "metrics.json").read_text())
+    assert params(ft["mlflow_run_id"])["weights"] == FROM_UNION

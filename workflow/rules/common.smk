@@ -72,7 +72,12 @@ os.environ.update({CONFIG_HASH_ENV: config_hash(config)})
 
 wildcard_constraints:
     dataset="|".join(
-        re.escape(n) for n in [*config["datasets"], *config["train"]["unions"]]
+        re.escape(n)
+        for n in [
+            *config["datasets"],
+            *config["train"]["unions"],
+            *config["train"]["subsets"],
+        ]
     ),
     external="|".join(re.escape(n) for n in config["datasets"]),
     shard=r"\d+",
@@ -129,9 +134,42 @@ def ingest_inputs(wildcards):
 UNIONS = TRAIN["unions"]
 
 
+SUBSETS = TRAIN["subsets"]
+
+
 def members(name):
-    """The datasets a training entry trains on: a union's members, or the dataset."""
+    """The datasets a training entry trains on: a union's members, a subset's dataset,
+    or the dataset."""
+    if name in SUBSETS:
+        return [SUBSETS[name]["dataset"]]
     return list(UNIONS.get(name) or [name])
+
+
+def curve_datasets():
+    """Datasets with learning-curve subsets among the training entries."""
+    return sorted({SUBSETS[n]["dataset"] for n in train_datasets() if n in SUBSETS})
+
+
+def curve_metrics(wildcards):
+    """Test metrics of every model of the dataset's subsets (and of the dataset)."""
+    entries = [n for n in train_datasets() if members(n) == [wildcards.dataset]]
+    return [
+        f"{RESULTS}/evaluate/{n}/{m}/metrics.json"
+        for n in entries
+        for m in TRAIN["models"]
+    ]
+
+
+def curve_entries(wildcards):
+    """Entry -> its training cells (null: all) and start, for the curve summary."""
+    out = {}
+    for n in train_datasets():
+        if members(n) != [wildcards.dataset]:
+            continue
+        sub = SUBSETS.get(n) or {}
+        start = sub.get("weights") or model_setting(TRAIN["models"][0], "weights")
+        out[n] = {"train_cells": sub.get("train_cells"), "start": start or "scratch"}
+    return out
 
 
 def train_datasets():
@@ -215,6 +253,17 @@ def job_spec(task, *, dataset, model, params, **fields):
     }
 
 
+def train_weights(wildcards):
+    """The file a training job starts from, as an input (a workflow output is built
+    first); none for fresh weights or an MLflow model URI / champion."""
+    weights = (SUBSETS.get(wildcards.dataset) or {}).get("weights") or model_setting(
+        wildcards.model, "weights"
+    )
+    return (
+        [weights] if weights and weights != "champion" and ":/" not in weights else []
+    )
+
+
 def train_job(wildcards):
     from karyoflow.tasks.classification.task import resolve_train_params
 
@@ -228,7 +277,11 @@ def train_job(wildcards):
         ),
         size=model_size(wildcards.model),
         options=model_setting(wildcards.model, "options", {}),
-        weights=model_setting(wildcards.model, "weights"),
+        weights=(SUBSETS.get(wildcards.dataset) or {}).get("weights")
+        or model_setting(wildcards.model, "weights"),
+        settings={
+            "train_cells": (SUBSETS.get(wildcards.dataset) or {}).get("train_cells")
+        },
     )
 
 
@@ -505,6 +558,7 @@ def all_outputs():
         )
         if external_datasets(name):
             outputs.append(f"{RESULTS}/evaluate/{name}/external.csv")
+    outputs += [f"{RESULTS}/curves/{d}.csv" for d in curve_datasets()]
     outputs += expand(
         "results/centromere/{cmodel}/test/metrics.json", cmodel=centromere_models()
     )

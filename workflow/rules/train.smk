@@ -7,6 +7,7 @@ rule train:
         train=train_file("train"),
         val=train_file("val"),
         manifest=train_manifests,
+        weights=train_weights,
     output:
         model="results/train/{dataset}/{model}/{point}/model.keras",
         metrics="results/train/{dataset}/{model}/{point}/metrics.json",
@@ -188,3 +189,25 @@ rule external_summary:
         ENV
     script:
         "../scripts/external_summary.py"
+
+
+rule learning_curve:
+    input:
+        metrics=curve_metrics,
+    output:
+        table="results/curves/{dataset}.csv",
+        plot=report(
+            "results/curves/{dataset}.png",
+            caption="../report/learning_curve.rst",
+            category="Evaluation",
+            subcategory="{dataset}",
+            labels={"model": "all", "figure": "learning curve"},
+        ),
+    log:
+        "results/logs/learning_curve/{dataset}.log",
+    conda:
+        ENV
+    params:
+        entries=curve_entries,
+    script:
+        "../scripts/learning_curve.py"

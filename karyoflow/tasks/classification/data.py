@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from karyoflow.manifest import scoped_cell_ids
+from karyoflow.split import stable_seed
 from karyoflow.tasks.classification.features import relative_size_features
 
 __all__ = [
@@ -66,7 +67,17 @@ class SplitData:
 
     def originals(self) -> SplitData:
         """The split without offline-augmented copies (for evaluation)."""
-        keep = self.augmented == 0
+        return self.rows(self.augmented == 0)
+
+    def cells(self, n: int, seed: int) -> SplitData:
+        """The rows of ``n`` of its cells (all of them when it has no more), chosen by
+        a seeded stable hash of the cell id: the same cells for the same seed, and the
+        cells of a smaller ``n`` among those of a larger one (a learning curve)."""
+        chosen = set(sorted(set(self.cell_ids), key=lambda c: stable_seed(seed, c))[: int(n)])
+        return self.rows(np.array([c in chosen for c in self.cell_ids], bool))
+
+    def rows(self, keep: np.ndarray) -> SplitData:
+        """The rows where ``keep`` is true."""
         return SplitData(
             self.images[keep],
             self.labels[keep],

@@ -93,6 +93,10 @@ class Classification:
         from karyoflow.tasks.classification.data import load_split
 
         train, val = read_train_val(job, load_split, log)
+        cells = job.settings.get("train_cells")
+        if cells:  # a point of a learning curve: the first n training cells
+            train = train.cells(int(cells), job.seed)
+            log(f"train on {len(set(train.cell_ids))} of its cells ({len(train)} images)")
         # a union of datasets: one file per source and split, one manifest per source
         sources = {
             Path(f).parent.parent.name: files_sha256([f, v])
@@ -103,7 +107,11 @@ class Classification:
         return Splits(
             train,
             val,
-            counts={"train_images": len(train), "val_images": len(val)},
+            counts={
+                "train_images": len(train),
+                "train_cells": len(set(train.cell_ids)),
+                "val_images": len(val),
+            },
             data_files=[*job.files("train"), *job.files("val")],
             logged={"sources": sources},
             tags={
