@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from karyoflow.labels import denver_group, label_index
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "ReadResult",
     "Reject",
     "normalise_record",
+    "select_rows",
 ]
 
 #: Column -> default, in manifest order.
@@ -108,3 +111,28 @@ def normalise_record(record: dict[str, Any]) -> dict[str, Any]:
         out["label_index"] = label_index(out["label"])
         out["group"] = denver_group(out["label"])
     return out
+
+
+def select_rows(data: Any, keep: Any) -> Any:
+    """A copy of a dataclass of per-row arrays with only the rows ``keep`` selects
+    (a bool mask or an index array): every NumPy array field is indexed, the other
+    fields are kept as they are.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Rows:
+    ...     x: np.ndarray
+    ...     note: str = "n"
+    >>> select_rows(Rows(np.arange(4)), np.array([True, False, True, False]))
+    Rows(x=array([0, 2]), note='n')
+    """
+    import dataclasses
+
+    arrays = {
+        f.name: getattr(data, f.name)[keep]
+        for f in dataclasses.fields(data)
+        if isinstance(getattr(data, f.name), np.ndarray)
+    }
+    return dataclasses.replace(data, **arrays)

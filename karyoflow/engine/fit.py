@@ -380,6 +380,6 @@ class _EpochLog:
                     f"{k}={v:.4f}" for k, v in sorted(logs.items()) if k != "learning_rate"
                 )
                 took = time.perf_counter() - self.start
-                log(f"[train] epoch {epoch + 1}/{epochs} {parts} ({took:.1f}s)")
+                log(f"epoch {epoch + 1}/{epochs} {parts} ({took:.1f}s)")
 
         return EpochLog()

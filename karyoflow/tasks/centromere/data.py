@@ -18,6 +18,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from karyoflow.records import select_rows
+
 __all__ = [
     "DEFAULT_POINT_AUGMENT",
     "CentromereData",
@@ -56,17 +58,7 @@ class CentromereData:
 
     def subset(self, keep: np.ndarray) -> CentromereData:
         """Rows where ``keep`` (bool mask or index array) holds."""
-        return CentromereData(
-            self.images[keep],
-            self.points[keep],
-            self.labels[keep],
-            self.cell_ids[keep],
-            self.instance_ids[keep],
-            self.datasets[keep],
-            self.augmented[keep],
-            list(self.rejects),
-            dict(self.attrs),
-        )
+        return select_rows(self, keep)
 
     def originals(self) -> CentromereData:
         """Without the offline-augmented copies (for evaluation)."""

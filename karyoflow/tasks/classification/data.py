@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from karyoflow.manifest import scoped_cell_ids
+from karyoflow.records import select_rows
 from karyoflow.split import stable_seed
 from karyoflow.tasks.classification.features import relative_size_features
 
@@ -77,17 +78,8 @@ class SplitData:
         return self.rows(np.array([c in chosen for c in self.cell_ids], bool))
 
     def rows(self, keep: np.ndarray) -> SplitData:
-        """The rows where ``keep`` is true."""
-        return SplitData(
-            self.images[keep],
-            self.labels[keep],
-            self.cell_ids[keep],
-            self.instance_ids[keep],
-            self.augmented[keep],
-            self.attrs,
-            None if self.size_features is None else self.size_features[keep],
-            None if self.sources is None else self.sources[keep],
-        )
+        """The rows where ``keep`` (bool mask or index array) holds."""
+        return select_rows(self, keep)
 
 
 def _strings(values: np.ndarray) -> np.ndarray:
