@@ -32,6 +32,17 @@ EXPECTED = {
     "taichung_detect_long.yaml": {"taichung": (20563, 447, 0)},
     "taichung_detect_finetune.yaml": {"taichung": (20563, 447, 0)},
     "taichung_union.yaml": {"taichung": (20563, 447, 0), "taichung_more": (65673, 1429, 0)},
+    "leave_one_out.yaml": {
+        "karyograms612": (14072, 306, 0),
+        "taichung": (20563, 447, 0),
+        "pampaj7": (2806, 65, 0),
+        "karyonet_gband": (184, 4, 0),
+    },
+    "pampaj7_curve.yaml": {
+        "karyograms612": (14072, 306, 0),
+        "taichung": (20563, 447, 0),
+        "pampaj7": (2806, 65, 0),
+    },
 }
 
 # Examples that read the same data as another (same datasets, seed and split): ingest is
