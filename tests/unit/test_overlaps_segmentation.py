@@ -151,6 +151,24 @@ def test_test_time_views_of_segmentation():
         resolve_seg_params({"mode": "contact_geometric", "tta": 3})
 
 
+def test_segmentation_uses_the_shared_optimizers_and_schedules():
+    import keras
+
+    from karyoflow.engine.fit import make_optimizer
+    from karyoflow.tasks.segmentation.task import resolve_seg_params
+
+    params = resolve_seg_params({"optimizer": "sgd", "schedule": "cosine", "epochs": 4})
+    opt = make_optimizer(params, steps_per_epoch=10)
+    assert isinstance(opt, keras.optimizers.SGD)
+    # the cosine schedule's linear warm-up starts at a tenth of the learning rate
+    assert float(opt.learning_rate) == pytest.approx(params["learning_rate"] / 10)
+    constant = make_optimizer(resolve_seg_params({}), steps_per_epoch=10)
+    assert float(constant.learning_rate) == pytest.approx(0.002)
+    assert resolve_seg_params({})["schedule"] == "constant"  # the measured default
+    with pytest.raises(ValueError, match="schedule 'linear'"):
+        resolve_seg_params({"schedule": "linear"})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["four_class", "contact_geometric"])
 def test_one_epoch_fit_and_evaluation(tmp_path, mode):
