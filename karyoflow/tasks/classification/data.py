@@ -32,6 +32,14 @@ DEFAULT_ONLINE_AUGMENT: dict[str, float] = {
     "brightness": 0.05,  # +- fraction of 255
     "contrast": 0.1,  # +- fraction
     "hflip": 0.5,  # probability
+    # across labs (0: off; each draws its randoms only when on, so runs without them
+    # repeat exactly): gamma - |log gamma| up to this; blur - mix with a 5x5 Gaussian
+    # blur up to this weight; background - darken the whole crop by up to this fraction
+    # (a greyer slide); downscale - shrink by up to this fraction and back (resolution)
+    "gamma": 0.0,
+    "blur": 0.0,
+    "background": 0.0,
+    "downscale": 0.0,
 }
 
 
@@ -284,6 +292,34 @@ def _augment_batch(tf, images, gen, params, height, width):
     c = 1.0 + params["contrast"] * (rnd[:, 4] * 2 - 1)
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
     images = (images - mean) * c[:, None, None, None] + mean + b[:, None, None, None]
+    images = tf.clip_by_value(images, 0.0, 255.0)
+    if any(float(params.get(k, 0.0)) > 0 for k in ("gamma", "blur", "background", "downscale")):
+        images = _lab_augment(tf, images, gen, params, height, width)
+    return images
+
+
+def _lab_augment(tf, images, gen, params, height, width):
+    """The across-lab augmentations of :data:`DEFAULT_ONLINE_AUGMENT` (gamma, blur,
+    background level, resolution), per image, for a whole batch in 0..255."""
+    n = tf.shape(images)[0]
+    rnd = gen.uniform(tf.stack([n, 4]), dtype=tf.float32)
+    if params["gamma"] > 0:
+        gamma = tf.exp((rnd[:, 0] * 2 - 1) * float(params["gamma"]))[:, None, None, None]
+        images = 255.0 * tf.pow(images / 255.0, gamma)
+    if params["blur"] > 0:
+        g = np.exp(-0.5 * (np.arange(5) - 2.0) ** 2)
+        kernel = np.outer(g, g) / np.outer(g, g).sum()
+        pad = tf.pad(images, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="SYMMETRIC")
+        blurred = tf.nn.conv2d(pad, kernel[:, :, None, None].astype(np.float32), 1, "VALID")
+        w = (rnd[:, 1] * float(params["blur"]))[:, None, None, None]
+        images = (1.0 - w) * images + w * blurred
+    if params["background"] > 0:
+        images = images * (1.0 - rnd[:, 2] * float(params["background"]))[:, None, None, None]
+    if params["downscale"] > 0:
+        # one shrink factor per batch (resize takes one size); per image would need a loop
+        f = 1.0 - rnd[0, 3] * float(params["downscale"])
+        small = tf.cast(tf.round(tf.stack([height * f, width * f])), tf.int32)
+        images = tf.image.resize(tf.image.resize(images, tf.maximum(small, 2)), [height, width])
     return tf.clip_by_value(images, 0.0, 255.0)
 
 
