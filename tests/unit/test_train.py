@@ -128,6 +128,16 @@ def test_one_epoch_job_tracked(tiny):
 
     model = keras.models.load_model(outputs["model"])
     assert model.output_shape == (None, len(LABELS))
+    # fine-tuning from that run's logged model by its MLflow URI: the new job starts
+    # from its weights (epoch 1 of the new job is better than the first one's)
+    start = f"runs:/{run}/model"
+    tuned = run_training(_job(tiny).with_(weights=start), _outputs(tiny, "tuned"), log=print)
+    first = json.loads(Path(outputs["history"]).read_text())["loss"][0]
+    assert json.loads(Path(_outputs(tiny, "tuned")["history"]).read_text())["loss"][0] < first
+    params = dict(
+        db.execute("select key, value from params where run_uuid=?", (tuned["mlflow_run_id"],))
+    )
+    assert params["weights"] == start
 
 
 def test_cpu_training_is_deterministic(tiny):
