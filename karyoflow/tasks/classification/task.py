@@ -98,12 +98,12 @@ class Classification:
             train = train.cells(int(cells), job.seed)
             log(f"train on {len(set(train.cell_ids))} of its cells ({len(train)} images)")
         # a union of datasets: one file per source and split, one manifest per source
-        sources = {
-            Path(f).parent.parent.name: files_sha256([f, v])
-            for f, v in zip(job.files("train"), job.files("val"), strict=True)
-        }
-        if len(sources) > 1:
-            log(f"union of {len(sources)} datasets: {', '.join(sources)}")
+        names = [Path(f).parent.parent.name for f in job.files("train")]
+        sources = {}  # per member of a union its data hash (one dataset: the run's data_hash)
+        if len(names) > 1:
+            log(f"union of {len(names)} datasets: {', '.join(names)}")
+            pairs = zip(names, job.files("train"), job.files("val"), strict=True)
+            sources = {name: files_sha256([f, v]) for name, f, v in pairs}
         return Splits(
             train,
             val,
@@ -113,11 +113,11 @@ class Classification:
                 "val_images": len(val),
             },
             data_files=[*job.files("train"), *job.files("val")],
-            logged={"sources": sources},
+            logged={"sources": sources} if sources else {},
             tags={
                 "grid_point": job.wildcards.get("point", ""),
                 "manifest_hash": files_sha256(job.files("manifest")),
-                "sources": ",".join(sources),
+                "sources": ",".join(names),
             },
         )
 
