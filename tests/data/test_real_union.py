@@ -57,6 +57,10 @@ def test_union_training_and_external_test_set(repo, tmp_path, real_data):
     assert per_source and per_source <= {"val_accuracy_voc", "val_accuracy_centromeres"}
     assert 0.0 <= train["val_accuracy"] <= 1.0
     own = json.loads((res / "evaluate/both/karyonet_fast/metrics.json").read_text())
+    # each member of the union on its own test rows; the union lies between them
+    assert {"accuracy_voc", "accuracy_centromeres"} <= set(own)
+    assert min(own["accuracy_voc"], own["accuracy_centromeres"]) <= own["accuracy"]
+    assert own["accuracy"] <= max(own["accuracy_voc"], own["accuracy_centromeres"])
     ext_file = res / "evaluate/both/karyonet_fast/external/gband/metrics.json"
     ext = json.loads(ext_file.read_text())
     assert ext["test_instances"] == 46 and ext["test_cells"] == 1  # every val crop, 1 cell

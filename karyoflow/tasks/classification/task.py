@@ -203,11 +203,8 @@ class Classification:
         val_loss = result.history.get("val_loss")
         if val_loss:
             metrics["val_loss"] = float(val_loss[result.best_epoch])
-        if len(val) and len(set(val.sources)) > 1:  # a union: every source on its own
-            pred = proba.argmax(1)
-            for source in sorted(set(val.sources)):
-                rows = val.sources == source
-                metrics[f"val_accuracy_{source}"] = float((pred[rows] == val.labels[rows]).mean())
+        if len(val):
+            metrics.update(per_source_accuracy(val.labels, proba.argmax(1), val.sources, "val_"))
         if len(val):
             plot_confusion_matrix(
                 np.asarray(report["confusion_matrix"]),
@@ -275,6 +272,7 @@ class Classification:
             "macro_f1": report["macro_f1"],
             "accuracy_hierarchical": kar["accuracy_hierarchical"],
             "accuracy_decoded": kar["accuracy_decoded"],
+            **per_source_accuracy(test.labels, proba.argmax(1), test.sources),
             "karyotype_cells_comparable": kar["n_comparable"],
             "karyotype_match_flat": kar["karyotype_match_flat"],
             "karyotype_match_decoded": kar["karyotype_match_decoded"],
@@ -356,6 +354,26 @@ def _local_weights(job: Job) -> Iterator[str | None]:
         path = Path(tmp) / "init.keras"
         model.save(path)
         yield str(path)
+
+
+def per_source_accuracy(
+    labels: np.ndarray, pred: np.ndarray, sources: np.ndarray | None, prefix: str = ""
+) -> dict[str, float]:
+    """Top-1 accuracy of every source dataset of a union on its own rows,
+    ``{"<prefix>accuracy_<source>": ...}``; empty for rows of one source.
+
+    Examples
+    --------
+    >>> per_source_accuracy(np.array([1, 2, 3]), np.array([1, 0, 3]), np.array(["a", "a", "b"]))
+    {'accuracy_a': 0.5, 'accuracy_b': 1.0}
+    """
+    if sources is None or len(set(sources)) < 2:
+        return {}
+    out = {}
+    for source in sorted(set(sources)):
+        rows = np.asarray(sources) == source
+        out[f"{prefix}accuracy_{source}"] = float((pred[rows] == labels[rows]).mean())
+    return out
 
 
 def _write_csv(path: str | Path, frame: pd.DataFrame) -> None:
