@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from karyoflow.config import PROJECT_ROOT, load_config
 
 __all__ = ["CASES", "main", "run_case"]
@@ -384,6 +386,106 @@ def _bench_train(model_name: str, batch: int, steps: int) -> Callable[[], dict[s
     return run
 
 
+#: Images of the scale cases: the 1,876-metaphase Taichung set's 86,236 crops.
+SCALE_IMAGES = 86_236
+
+
+def _scale_shards(root: Path, n: int, shards: int = 8) -> list[Path]:
+    """``shards`` files of :func:`~karyoflow.preprocess.h5io.write_shard` holding ``n``
+    random 96x48 crops in cells of 46 (70 % train, 10 % val, 20 % test by cell)."""
+    from karyoflow.preprocess.chain import ShardData
+    from karyoflow.preprocess.h5io import write_shard
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, rows in enumerate(np.array_split(np.arange(n), shards)):
+        m = len(rows)
+        cells = rows // 46
+        split = np.where(cells % 10 < 7, "train", np.where(cells % 10 < 8, "val", "test"))
+        obj = lambda values: np.array(values, dtype=object)  # noqa: E731
+        data = ShardData(
+            images={"96x48": rng.integers(0, 256, (m, 96, 48), dtype=np.uint8)},
+            centromere={"96x48": np.full((m, 2), np.nan, np.float32)},
+            row=rows.astype(np.int64),
+            instance_id=obj([f"i{r}" for r in rows]),
+            cell_id=obj([f"c{c}" for c in cells]),
+            dataset=obj(["scale"] * m),
+            label_index=(rows % 24).astype(np.int16),
+            split=obj(split.tolist()),
+            augmented=np.zeros(m, np.uint8),
+            straightened=np.zeros(m, np.uint8),
+            flipped=np.zeros(m, np.uint8),
+            estimated_centromere_y=np.full(m, np.nan, np.float32),
+            length_px=rng.uniform(20, 90, m).astype(np.float32),
+            area_px=rng.uniform(200, 1500, m).astype(np.float32),
+        )
+        paths.append(root / f"{k}.h5")
+        write_shard(paths[-1], data)
+        del data
+    return paths
+
+
+def _bench_merge_scale() -> dict[str, Any]:
+    """Merging 8 shards of :data:`SCALE_IMAGES` crops (block by block; the peak is
+    the process's, shard writing included: one shard of images at a time)."""
+    from karyoflow.preprocess.h5io import merge_shards
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = _scale_shards(Path(tmp), SCALE_IMAGES)
+        written_mb = _peak_rss_mb()
+        start = time.perf_counter()
+        out = merge_shards(paths, Path(tmp) / "merged", sizes=["96x48"])
+        wall = time.perf_counter() - start
+        mb = sum(p.stat().st_size for p in out.values()) / 1e6
+    return {
+        "images": SCALE_IMAGES,
+        "image_mb": round(SCALE_IMAGES * 96 * 48 / 1e6, 1),
+        "merged_file_mb": round(mb, 1),
+        "wall_s": round(wall, 2),
+        "peak_rss_mb_before_merge": round(written_mb, 1),
+    }
+
+
+def _bench_train_scale(in_memory_mb: float, steps: int = 150) -> Callable[[], dict[str, Any]]:
+    """Training steps of karyonet_fast (with size input) on the 70 % training split of
+    :data:`SCALE_IMAGES` crops, its images in memory or read from disk batch by batch."""
+
+    def run() -> dict[str, Any]:
+        from karyoflow.engine import devices
+
+        devices.configure(seed=0, use_gpu=False, threads=os.cpu_count() or 1)
+        import keras
+
+        from karyoflow.models.registry import build_model
+        from karyoflow.preprocess.h5io import merge_shards
+        from karyoflow.tasks.classification.data import load_split, make_dataset
+
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = _scale_shards(Path(tmp) / "shards", SCALE_IMAGES)
+            out = merge_shards(paths, Path(tmp) / "merged", sizes=["96x48"])
+            for p in paths:
+                p.unlink()
+            base_mb = _peak_rss_mb()
+            train = load_split(out[("96x48", "train")], in_memory_mb)
+            ds = make_dataset(train, batch_size=64, seed=0, training=True, size_features=True)
+            model = build_model("karyonet_fast", (96, 48, 1), 24, seed=0, size_features=2)
+            model.compile(optimizer="adamw", loss=keras.losses.CategoricalCrossentropy())
+            start = time.perf_counter()
+            model.fit(ds.take(steps), epochs=1, verbose=0)
+            wall = time.perf_counter() - start
+            return {
+                "train_images": len(train),
+                "images_mb": round(train.images.nbytes / 1e6, 1),
+                "on_disk": not isinstance(train.images, np.ndarray),
+                "steps": steps,
+                "images_per_s": round(steps * 64 / wall, 1),
+                "peak_rss_mb_before_load": round(base_mb, 1),
+            }
+
+    return run
+
+
 #: case name -> function returning the measured fields.
 CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "synth_default": _bench_synth,
@@ -396,6 +498,9 @@ CASES: dict[str, Callable[[], dict[str, Any]]] = {
     "detect_learned": _bench_detect_learned,
     "predict_metaphase": _bench_predict_metaphase,
     "call_karyotype": _bench_call_karyotype,
+    "merge_scale": _bench_merge_scale,
+    "train_scale_in_memory": _bench_train_scale(in_memory_mb=1e9),
+    "train_scale_from_disk": _bench_train_scale(in_memory_mb=0),
     "train_karyonet_fast": _bench_train("karyonet_fast", 64, 20),
     "train_hu2019": _bench_train("hu2019", 16, 4),
     "train_resnet18": _bench_train("resnet18", 32, 4),

@@ -115,8 +115,9 @@ def normalise_record(record: dict[str, Any]) -> dict[str, Any]:
 
 def select_rows(data: Any, keep: Any) -> Any:
     """A copy of a dataclass of per-row arrays with only the rows ``keep`` selects
-    (a bool mask or an index array): every NumPy array field is indexed, the other
-    fields are kept as they are.
+    (a bool mask or an index array): every NumPy array field - or array-like field
+    with a ``shape``, such as images left on disk - is indexed, the other fields are
+    kept as they are.
 
     Examples
     --------
@@ -130,9 +131,14 @@ def select_rows(data: Any, keep: Any) -> Any:
     """
     import dataclasses
 
+    def per_row(value: Any) -> bool:
+        return isinstance(value, np.ndarray) or (
+            hasattr(value, "__array__") and hasattr(value, "shape")
+        )
+
     arrays = {
         f.name: getattr(data, f.name)[keep]
         for f in dataclasses.fields(data)
-        if isinstance(getattr(data, f.name), np.ndarray)
+        if per_row(getattr(data, f.name))
     }
     return dataclasses.replace(data, **arrays)

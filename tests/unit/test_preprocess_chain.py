@@ -236,6 +236,17 @@ def test_merge_does_not_depend_on_sharding(rows: pd.DataFrame, tmp_path: Path) -
         assert a[key].read_bytes() == b[key].read_bytes(), key
 
 
+def test_merge_copies_in_blocks_with_the_same_bytes(rows: pd.DataFrame, tmp_path: Path) -> None:
+    """The merge holds one block of images at a time; the block size changes no byte."""
+    a = _merge(rows, [rows.iloc[::2], rows.iloc[1::2]], tmp_path / "a")
+    paths = sorted((tmp_path / "a" / "shards").glob("*.h5"))
+    attrs = {"params": resolve_params(PARAMS), "seed": 3}
+    b = merge_shards(paths, tmp_path / "b", sizes=SIZES, attrs=attrs, block=3)
+    assert any(h5py.File(p)["images"].shape[0] > 3 for p in b.values())
+    for key in a:
+        assert a[key].read_bytes() == b[key].read_bytes(), key
+
+
 def test_merged_layout(rows: pd.DataFrame, tmp_path: Path) -> None:
     out = _merge(rows, [rows], tmp_path)
     with h5py.File(out[("96x48", "train")], "r") as h5:

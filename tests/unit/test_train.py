@@ -298,3 +298,22 @@ def test_size_feature_job_builds_two_input_model(tmp_path):
     assert predict_proba(model, val, tta="flips").shape == (24, 24)
     with pytest.raises(ValueError, match="unknown test-time view mode 'rot'"):
         predict_proba(model, val, tta="rot")
+
+
+def test_training_from_disk_is_deterministic(tiny):
+    """A training split over ``images_in_memory_mb`` is read batch by batch from its
+    files; the job learns (the loss falls) and repeats exactly."""
+    params = resolve_train_params(
+        {"epochs": 2, "batch_size": 32, "threads": 1, "images_in_memory_mb": 0}
+    )
+    logs: list[str] = []
+    runs = [
+        run_training(_job(tiny, params=params, log_models=False), _outputs(tiny, n), logs.append)
+        for n in ("disk_a", "disk_b")
+    ]
+    assert any('"on_disk": true' in m for m in logs)
+    ha, hb = (
+        json.loads(Path(_outputs(tiny, n)["history"]).read_text()) for n in ("disk_a", "disk_b")
+    )
+    assert ha == hb and runs[0]["val_accuracy"] == runs[1]["val_accuracy"]
+    assert ha["loss"][1] < ha["loss"][0]

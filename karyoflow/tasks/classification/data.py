@@ -18,6 +18,8 @@ from karyoflow.tasks.classification.features import relative_size_features
 
 __all__ = [
     "DEFAULT_ONLINE_AUGMENT",
+    "IMAGES_IN_MEMORY_MB",
+    "DiskImages",
     "SplitData",
     "class_weights",
     "load_split",
@@ -42,12 +44,124 @@ DEFAULT_ONLINE_AUGMENT: dict[str, float] = {
     "downscale": 0.0,
 }
 
+#: A split whose images take more than this many MB is read from its HDF5 files batch
+#: by batch (:class:`DiskImages`) instead of into memory (``train.params``:
+#: ``images_in_memory_mb``).
+IMAGES_IN_MEMORY_MB = 1024.0
+#: Images :func:`predict_proba` holds at a time.
+PREDICT_BLOCK = 8192
+
+
+class DiskImages:
+    """Rows of uint8 images left in the ``images`` datasets of HDF5 files, read on
+    demand: the stand-in for a ``(N, H, W)`` array of a split too large for memory.
+
+    Indexing with a slice, a bool mask or an index array gives another
+    :class:`DiskImages` (nothing is read); :meth:`read` and ``np.asarray`` read.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        HDF5 files with an ``images`` dataset each.
+    file, local : (N,) int arrays
+        Per row, the index of its file in ``paths`` and its row there.
+    height, width : int
+        Image size.
+
+    Examples
+    --------
+    >>> import tempfile, h5py
+    >>> path = tempfile.mkdtemp() + "/x.h5"
+    >>> with h5py.File(path, "w") as h5:
+    ...     _ = h5.create_dataset("images", data=np.arange(24, dtype=np.uint8).reshape(3, 2, 4))
+    >>> disk = DiskImages.of_file(path)
+    >>> disk.shape, disk[[2, 0]].read()[:, 0, 0].tolist()
+    ((3, 2, 4), [16, 0])
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        file: np.ndarray,
+        local: np.ndarray,
+        height: int,
+        width: int,
+    ) -> None:
+        self.paths = tuple(str(p) for p in paths)
+        self.file = np.asarray(file, np.int64)
+        self.local = np.asarray(local, np.int64)
+        self.height, self.width = int(height), int(width)
+        self._open: dict[int, h5py.Dataset] = {}
+
+    @classmethod
+    def of_file(cls, path: str | Path) -> DiskImages:
+        """Every image of one file, in order."""
+        with h5py.File(path, "r") as h5:
+            n, height, width = h5["images"].shape
+        return cls([path], np.zeros(n, np.int64), np.arange(n), height, width)
+
+    @classmethod
+    def concat(cls, parts: Sequence[DiskImages]) -> DiskImages:
+        """The rows of ``parts`` one after the other."""
+        paths: list[str] = []
+        files, locals_ = [], []
+        for part in parts:
+            files.append(part.file + len(paths))
+            locals_.append(part.local)
+            paths.extend(part.paths)
+        first = parts[0]
+        return cls(paths, np.concatenate(files), np.concatenate(locals_), first.height, first.width)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.local), self.height, self.width)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.local) * self.height * self.width
+
+    def __len__(self) -> int:
+        return len(self.local)
+
+    def __getitem__(self, key: Any) -> DiskImages:
+        rows = np.arange(len(self))[key]
+        if np.ndim(rows) != 1:
+            raise IndexError("DiskImages: index rows with a slice, a bool mask or an index array")
+        return DiskImages(self.paths, self.file[rows], self.local[rows], self.height, self.width)
+
+    def read(self) -> np.ndarray:
+        """The images, ``(N, H, W)`` uint8 (files stay open for the next read)."""
+        from karyoflow.preprocess.h5io import read_rows
+
+        for i in np.unique(self.file):
+            if int(i) not in self._open:
+                self._open[int(i)] = h5py.File(self.paths[int(i)], "r")["images"]
+        datasets = [self._open.get(i) for i in range(len(self.paths))]
+        return read_rows(datasets, self.file, self.local, self.height, self.width)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.read()
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"DiskImages({len(self)} x {self.height} x {self.width} in {len(self.paths)} files)"
+
+
+def image_rows(images: np.ndarray | DiskImages, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of an image array or of :class:`DiskImages`, in memory."""
+    block = images[start:stop]
+    return block.read() if isinstance(block, DiskImages) else block
+
 
 @dataclass
 class SplitData:
     """One split of a preprocessed dataset, in memory."""
 
-    images: np.ndarray  # uint8 (N, H, W)
+    #: uint8 (N, H, W), in memory or left on disk (:class:`DiskImages`)
+    images: np.ndarray | DiskImages
     labels: np.ndarray  # int64 (N,)
     cell_ids: np.ndarray  # str (N,)
     instance_ids: np.ndarray  # str (N,)
@@ -64,13 +178,16 @@ class SplitData:
         return len(self.labels)
 
     def describe(self) -> str:
-        """One line: images, originals, classes and cells present."""
+        """One line: images, originals, classes and cells present, the images' MB and
+        whether they stay on disk."""
         return json.dumps(
             {
                 "images": len(self),
                 "originals": int((self.augmented == 0).sum()),
                 "classes": len(np.unique(self.labels)),
                 "cells": len(np.unique(self.cell_ids)),
+                "images_mb": round(self.images.nbytes / 1e6, 1),
+                "on_disk": isinstance(self.images, DiskImages),
             }
         )
 
@@ -94,9 +211,14 @@ def _strings(values: np.ndarray) -> np.ndarray:
     return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
 
 
-def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
+def load_split(
+    paths: str | Path | Sequence[str | Path], in_memory_mb: float = IMAGES_IN_MEMORY_MB
+) -> SplitData:
     """Read one split from one or more HDF5 files (several datasets are concatenated;
     rows of several datasets get scoped cell ids, ``<dataset>:<cell>``).
+
+    The images are read into memory when they take at most ``in_memory_mb`` MB in all,
+    and are otherwise left on disk (:class:`DiskImages`, read batch by batch).
 
     Raises
     ------
@@ -106,6 +228,11 @@ def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
     if isinstance(paths, str | Path):
         paths = [paths]
     parts = []
+    total = 0
+    for path in paths:
+        with h5py.File(path, "r") as h5:
+            total += int(np.prod(h5["images"].shape))
+    on_disk = total > in_memory_mb * 1e6
     for path in paths:
         with h5py.File(path, "r") as h5:
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
@@ -125,7 +252,7 @@ def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
             )
             parts.append(
                 SplitData(
-                    images=h5["images"][()],
+                    images=DiskImages.of_file(path) if on_disk else h5["images"][()],
                     labels=h5["labels"][()].astype(np.int64),
                     cell_ids=cell_ids,
                     instance_ids=_strings(h5["instance_ids"][()]),
@@ -147,7 +274,9 @@ def load_split(paths: str | Path | Sequence[str | Path]) -> SplitData:
     if len(set(sources)) > 1:  # a union: equal cell ids of two datasets stay two cells
         cell_ids = scoped_cell_ids(sources, cell_ids)
     return SplitData(
-        images=np.concatenate([p.images.reshape(-1, h, w) for p in parts]),
+        images=DiskImages.concat([p.images for p in parts])
+        if on_disk
+        else np.concatenate([p.images.reshape(-1, h, w) for p in parts]),
         labels=np.concatenate([p.labels for p in parts]),
         cell_ids=cell_ids,
         instance_ids=np.concatenate([p.instance_ids for p in parts]),
@@ -232,7 +361,6 @@ def make_dataset(
     gen = tf.random.Generator.from_seed(seed) if training else None
 
     n = len(data)
-    images = data.images[..., None]
     onehot = np.eye(num_classes, dtype=np.float32)[data.labels]
     if label_smoothing and training:
         onehot = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
@@ -241,13 +369,20 @@ def make_dataset(
         weights = np.asarray(sample_weights, np.float32)
     elif sample_weights is not None:
         weights = np.array([sample_weights[int(c)] for c in data.labels], np.float32)
-    inputs: Any = images
-    if size_features:
-        inputs = (images, _sizes(data).astype(np.float32))
-    tensors = (inputs, onehot) if weights is None else (inputs, onehot, weights)
-    ds = tf.data.Dataset.from_tensor_slices(tensors)
-    if training:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if isinstance(data.images, DiskImages):
+        ds = _disk_batches(tf, data, onehot, weights, batch_size, seed, training, size_features)
+    else:
+        images = data.images[..., None]
+        inputs: Any = images
+        if size_features:
+            inputs = (images, _sizes(data).astype(np.float32))
+        tensors = (inputs, onehot) if weights is None else (inputs, onehot, weights)
+        ds = tf.data.Dataset.from_tensor_slices(tensors)
+        if training:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        # batch first, then augment whole batches with vectorised ops (much faster on
+        # CPU than per-image maps)
+        ds = ds.batch(batch_size, drop_remainder=False)
     params = {**DEFAULT_ONLINE_AUGMENT, **(augment or {})} if training else None
     height, width = data.images.shape[1:3]
 
@@ -258,13 +393,39 @@ def make_dataset(
             images = _augment_batch(tf, images, gen, params, height, width)
         return ((images, inputs[1]) if size_features else images, *rest)
 
-    # Batch first, then augment whole batches with vectorised ops (much faster on CPU
-    # than per-image maps).
-    ds = ds.batch(batch_size, drop_remainder=False)
     ds = ds.map(prepare, num_parallel_calls=1, deterministic=True)
     if training and mixup > 0:
         ds = ds.map(lambda *batch: _mixup(tf, batch, gen, mixup), num_parallel_calls=1)
     return ds.prefetch(2)
+
+
+def _disk_batches(tf, data, onehot, weights, batch_size, seed, training, size_features):
+    """Batches read from the split's HDF5 files (:class:`DiskImages`): one batch of
+    images in memory at a time. Training batches follow a seeded permutation drawn
+    anew for each pass (each epoch differs, every run repeats); evaluation keeps the
+    order."""
+    n, (height, width) = len(data), data.images.shape[1:3]
+    rng = np.random.default_rng(seed)
+    sizes = _sizes(data).astype(np.float32)
+
+    def batches():
+        order = rng.permutation(n) if training else np.arange(n)
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            if training:
+                rows = np.sort(rows)  # one increasing read per file; the batch is a set
+            images = data.images[rows].read()[..., None]
+            x = (images, sizes[rows]) if size_features else images
+            yield (x, onehot[rows]) if weights is None else (x, onehot[rows], weights[rows])
+
+    image_spec = tf.TensorSpec((None, height, width, 1), tf.uint8)
+    x_spec = (image_spec, tf.TensorSpec((None, 2), tf.float32)) if size_features else image_spec
+    spec = (x_spec, tf.TensorSpec((None, onehot.shape[1]), tf.float32))
+    if weights is not None:
+        spec = (*spec, tf.TensorSpec((None,), tf.float32))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    # Keras counts the steps of a pass instead of running the generator dry
+    return ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
 
 
 def _augment_batch(tf, images, gen, params, height, width):
@@ -353,9 +514,9 @@ def predict_proba(
     if len(data) == 0:
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
 
-    def one_view(images: np.ndarray) -> np.ndarray:
+    def one_view(images: np.ndarray, start: int) -> np.ndarray:
         ds = make_dataset(
-            replace(data, images=images),
+            replace(data.rows(np.arange(start, start + len(images))), images=images),
             batch_size=batch_size,
             seed=0,
             training=False,
@@ -365,7 +526,17 @@ def predict_proba(
         inputs = ds.map(lambda x, y: (x,))
         return np.asarray(model.predict(inputs, verbose=0), dtype=np.float32)
 
-    return average_over_views(one_view, data.images, tta)
+    block = PREDICT_BLOCK  # images in memory at a time, in memory or on disk
+    return np.concatenate(
+        [
+            average_over_views(
+                lambda images, at=start: one_view(images, at),
+                image_rows(data.images, start, start + block),
+                tta,
+            )
+            for start in range(0, len(data), block)
+        ]
+    )
 
 
 def _two_inputs(model) -> bool:

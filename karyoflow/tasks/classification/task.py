@@ -26,7 +26,7 @@ from karyoflow.engine.job import Job
 from karyoflow.engine.params import merge_params
 from karyoflow.engine.task import Evaluation, Registered, Splits, Validation, read_train_val
 from karyoflow.fileutil import atomic_path, files_sha256, write_json
-from karyoflow.tasks.classification.data import DEFAULT_ONLINE_AUGMENT
+from karyoflow.tasks.classification.data import DEFAULT_ONLINE_AUGMENT, IMAGES_IN_MEMORY_MB
 
 __all__ = ["DEFAULT_TRAIN", "REGISTRY_TASK", "TASK", "resolve_train_params"]
 
@@ -45,6 +45,8 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "mixup": 0.0,  # Beta(alpha, alpha); 0: off
     "online_augment": dict(DEFAULT_ONLINE_AUGMENT),
     "size_features": False,  # relative length/area as a second model input
+    # a split whose images take more MB is read from its files batch by batch
+    "images_in_memory_mb": IMAGES_IN_MEMORY_MB,
 }
 
 
@@ -92,7 +94,8 @@ class Classification:
     def load(self, job: Job, params: Mapping[str, Any], log) -> Splits:
         from karyoflow.tasks.classification.data import load_split
 
-        train, val = read_train_val(job, load_split, log)
+        limit = float(params["images_in_memory_mb"])
+        train, val = read_train_val(job, lambda files: load_split(files, limit), log)
         cells = job.settings.get("train_cells")
         if cells:  # a point of a learning curve: the first n training cells
             train = train.cells(int(cells), job.seed)
