@@ -263,6 +263,28 @@ def test_run_detect_evaluate_writes_outputs(tmp_path):
     # the classical detector has no operating threshold: no precision-recall curve
     assert "ap" not in metrics["all"] and pr_curves(run) == {}
     assert not (tmp_path / "out" / "pr.png").exists()
+    # a union of two datasets (two manifests): equal cell ids stay two cells, and the
+    # test split of each dataset is also measured on its own
+    for cell in ("c1", "c2"):  # the same pictures, as files of another dataset
+        (tmp_path / f"e_{cell}.png").write_bytes((tmp_path / f"{cell}.png").read_bytes())
+    other = [
+        {**r, "dataset": "e", "source": str(tmp_path / f"e_{r['cell_id']}.png")} for r in records
+    ]
+    # the second dataset's cell c2 has one more true box, which no detection finds
+    other.append({**other[-1], "instance_id": "c2/extra", "x0": 1, "y0": 1, "x1": 9, "y1": 9})
+    write_manifest(manifest_frame(other), tmp_path / "e.parquet")
+    run_detect_evaluate(
+        dataset="de",
+        manifest=[manifest, tmp_path / "e.parquet"],
+        params=params,
+        overlay_cells=2,
+        outputs={**outputs, "metrics": str(tmp_path / "out" / "union.json")},
+        log=lambda _m: None,
+    )
+    union = json.loads((tmp_path / "out" / "union.json").read_text())
+    assert union["images"] == 4 and union["test"]["cells"] == 2
+    assert union["test:d"]["recall"] == 1.0 and union["test:e"]["recall"] == pytest.approx(5 / 6)
+    assert union["test"]["recall"] == pytest.approx(10 / 11)
 
 
 def _reference_ap(truth, dets, scores, thr=0.5):

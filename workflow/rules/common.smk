@@ -369,11 +369,12 @@ def centromere_job(wildcards):
 
 
 def _detect_choice():
-    """detect.datasets, else every enabled voc dataset."""
+    """detect.datasets (datasets, or unions of train.unions), else every enabled voc
+    dataset."""
     chosen = config["detect"]["datasets"]
     if chosen is None:
         chosen = [n for n in datasets() if config["datasets"][n]["kind"] == "voc"]
-    return [n for n in chosen if n in datasets()]
+    return [n for n in chosen if all(m in datasets() for m in members(n))]
 
 
 def detect_datasets():

@@ -4,7 +4,7 @@
 
 rule detect_evaluate:
     input:
-        manifest=manifest_path("{dataset}"),
+        manifest=train_manifests,
     output:
         metrics="results/detect/{dataset}/metrics.json",
         per_cell="results/detect/{dataset}/per_cell.csv",
@@ -30,7 +30,7 @@ rule detect_evaluate:
 
 rule train_detector:
     input:
-        manifest=manifest_path("{dataset}"),
+        manifest=train_manifests,
         weights=detector_weights,
     output:
         model="results/detect/{dataset}/learned/model.keras",
@@ -55,7 +55,7 @@ rule train_detector:
 
 rule detect_learned_evaluate:
     input:
-        manifest=manifest_path("{dataset}"),
+        manifest=train_manifests,
         model="results/detect/{dataset}/learned/model.keras",
         settings="results/detect/{dataset}/learned/detector.json",
     output:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ def resolve_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
 class DetectionRun:
     """What :func:`evaluate_manifest` measured."""
 
-    #: one row per image: cell_id, split, source, n_true, n_detected, tp, fp, fn,
+    #: one row per image: cell_id, split, dataset, source, n_true, n_detected, tp, fp, fn,
     #: count_error, recall, precision, ms
     per_cell: pd.DataFrame
     #: cell_id -> detections / matching (kept only when asked)
@@ -194,6 +194,7 @@ def evaluate_manifest(
             {
                 "cell_id": cell,
                 "split": str(group["split"].iloc[0]) if "split" in group else "",
+                "dataset": str(group["dataset"].iloc[0]) if "dataset" in group else "",
                 "source": str(source),
                 "n_true": res.n_true,
                 "n_detected": res.n_detected,
@@ -212,14 +213,15 @@ def evaluate_manifest(
             dets[cell] = det
         if (k + 1) % 50 == 0:
             log(f"detect: {k + 1}/{len(groups)} images")
-    columns = ["cell_id", "split", "source", "n_true", "n_detected", "tp", "fp", "fn"]
+    columns = ["cell_id", "split", "dataset", "source", "n_true", "n_detected", "tp", "fp", "fn"]
     columns += ["count_error", "recall", "precision", "ms", "cpu_ms"]
     table = pd.DataFrame(records, columns=columns)
     return DetectionRun(table, dets, matches, scored, float(p["iou_threshold"]))
 
 
 def _split_groups(run: DetectionRun) -> dict[str, list[str]]:
-    """Cell ids of ``all``, each split present and ``val+test`` (when either is)."""
+    """Cell ids of ``all``, each split present and ``val+test`` (when either is); for
+    the images of several datasets (a union) also ``test:<dataset>`` per dataset."""
     splits = dict(zip(run.per_cell["cell_id"], run.per_cell["split"], strict=True))
     cells = list(run.matches)
     groups = {"all": cells}
@@ -230,6 +232,12 @@ def _split_groups(run: DetectionRun) -> dict[str, list[str]]:
     held = [c for c in cells if splits.get(c) in ("val", "test")]
     if held:
         groups["val+test"] = held
+    if "dataset" in run.per_cell and run.per_cell["dataset"].nunique() > 1:
+        owner = dict(zip(run.per_cell["cell_id"], run.per_cell["dataset"], strict=True))
+        for name in sorted(set(owner.values())):
+            chosen = [c for c in groups.get("test", []) if owner[c] == name]
+            if chosen:
+                groups[f"test:{name}"] = chosen
     return groups
 
 
@@ -387,7 +395,7 @@ def run_detect_evaluate(*, outputs: Mapping[str, str], **report: Any) -> dict[st
 def detection_report(
     *,
     dataset: str,
-    manifest: str | Path,
+    manifest: str | Path | Sequence[str | Path],
     params: Mapping[str, Any] | None,
     overlay_cells: int,
     outputs: Mapping[str, str],
@@ -395,7 +403,8 @@ def detection_report(
     log: Callable[[str], None] = print,
     model: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a detector on every metaphase of a VOC manifest; writes per_cell.csv,
+    """Evaluate a detector on every metaphase of a VOC manifest (or of several: a union
+    of datasets, each one's test split also on its own); writes per_cell.csv,
     overlay.png and, for a learned detector, the precision-recall figure.
 
     Parameters
@@ -418,11 +427,11 @@ def detection_report(
     import cv2
 
     from karyoflow.fileutil import atomic_path
-    from karyoflow.manifest import read_manifest
+    from karyoflow.manifest import read_manifests
 
     cv2.setNumThreads(max(int(threads), 1))
     p = resolve_params(params)
-    table = read_manifest(manifest)
+    table = read_manifests([manifest] if isinstance(manifest, str | Path) else list(manifest))
     detector, settings, operating = None, None, None
     if model is not None:
         detector, settings = learned_detector(model, floor=p["ap_floor"])

@@ -297,13 +297,14 @@ class Detection:
     )
 
     def load(self, job: Job, params: Mapping[str, Any], log) -> Splits:
-        from karyoflow.manifest import read_manifest
+        from karyoflow.manifest import read_manifests
 
-        table = read_manifest(job.file("manifest"))
+        table = read_manifests(job.files("manifest"))  # several: a union of datasets
         train = prepare_cells(table, "train", params)
         val = prepare_cells(table, "val", params)
         if not train:
-            raise ValueError(f"{job.file('manifest')}: no metaphase with boxes in the train split")
+            first = job.files("manifest")[0]
+            raise ValueError(f"{first}: no metaphase with boxes in the train split")
         n_boxes = sum(len(c["boxes"]) for c in train)
         log(
             f"{len(train)} training metaphases ({n_boxes} boxes), {len(val)} validation "
@@ -313,7 +314,7 @@ class Detection:
             train,
             val,
             counts={"train_images": len(train), "train_boxes": n_boxes, "val_images": len(val)},
-            data_files=[job.file("manifest")],
+            data_files=job.files("manifest"),
             state={"dataset": job.dataset, "weights": job.weights, "sweeps": []},
         )
 
@@ -415,7 +416,7 @@ class Detection:
         model_file = job.file("model")
         metrics = detection_report(
             dataset=job.dataset,
-            manifest=job.file("manifest"),
+            manifest=job.files("manifest"),
             params=job.params,
             overlay_cells=int(job.settings.get("overlay_cells", 4)),
             outputs=outputs,
@@ -424,11 +425,12 @@ class Detection:
             model=model_file,
         )
         logged: dict[str, float] = {}
-        for split in ("all", "val", "test"):
+        groups = ["all", "val", "test", *(k for k in metrics if k.startswith("test:"))]
+        for split in groups:  # test:<dataset>: one member of a union
             part = metrics.get(split) or {}
             for key in ("recall", "precision", "ap", "count_error_abs_mean", "mean_iou"):
                 if part.get(key) is not None:
-                    logged[f"{split}_{key}"] = float(part[key])
+                    logged[f"{split.replace(':', '_')}_{key}"] = float(part[key])
         test = metrics.get("test") or {}
         rec, prec = float(test.get("recall") or 0.0), float(test.get("precision") or 0.0)
         f1 = 2 * rec * prec / (rec + prec) if rec + prec else 0.0
@@ -437,7 +439,7 @@ class Detection:
         return Evaluation(
             metrics,
             logged=logged,
-            data_files=[job.file("manifest"), model_file],
+            data_files=[*job.files("manifest"), model_file],
             registered=Registered(
                 model_file,
                 model,
