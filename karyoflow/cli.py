@@ -19,12 +19,24 @@ from karyoflow import __version__
 __all__ = ["build_parser", "main"]
 
 
+def _config(path: str | Path) -> dict:
+    """The validated config with its image limits applied; a config that fails to
+    load or to validate is one line on stderr and exit status 1."""
+    from karyoflow.config import ConfigError, apply_limits, load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise SystemExit(f"karyoflow: {exc}") from None
+    apply_limits(config)
+    return config
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from karyoflow.config import load_config
     from karyoflow.runner import run_logged
     from karyoflow.synth.dataset import synthesize
 
-    config = load_config(args.config)
+    config = _config(args.config)
     params = dict(config["synthetic"]["params"])
     if args.cells is not None:
         params["cells"] = args.cells
@@ -39,12 +51,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from karyoflow.config import load_config
     from karyoflow.ingest import ingest_dataset
     from karyoflow.manifest import format_summary, summarise, write_manifest, write_rejects
     from karyoflow.runner import run_logged
 
-    config = load_config(args.config)
+    config = _config(args.config)
     names = args.dataset or [n for n, e in config["datasets"].items() if e.get("enabled", True)]
     unknown = [n for n in names if n not in config["datasets"]]
     if unknown:
@@ -79,12 +90,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from karyoflow.config import ConfigError, load_config
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        raise SystemExit(f"karyoflow: {exc}") from None
+    config = _config(args.config)
     print(f"{args.config}: valid ({len(config['datasets'])} datasets)")
     return 0
 
@@ -108,10 +114,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from karyoflow.config import load_config
     from karyoflow.engine.tracking import resolve_tracking_uri
 
-    config = load_config(args.config)
+    config = _config(args.config)
     results = Path(args.results)
     uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], results)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
@@ -155,11 +160,10 @@ def _cmd_annotate_centromeres(args: argparse.Namespace) -> int:
 
 
 def _classifier_and_config(args: argparse.Namespace):
-    from karyoflow.config import load_config
     from karyoflow.engine.tracking import resolve_tracking_uri
     from karyoflow.predict import default_model, load_classifier
 
-    config = load_config(args.config)
+    config = _config(args.config)
     uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], Path(args.results))
     source = args.model or default_model(args.results)
     print(f"karyoflow: model {source}", file=sys.stderr)

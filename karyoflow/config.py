@@ -17,6 +17,7 @@ __all__ = [
     "PROJECT_ROOT",
     "SCHEMA_PATH",
     "ConfigError",
+    "apply_limits",
     "check_semantics",
     "load_config",
     "validate_config",
@@ -164,6 +165,21 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         raise ConfigError(f"{path}: top level must be a mapping")
     config.update(overrides or {})
     return validate_config(config, source=str(path))
+
+
+def apply_limits(config: Mapping[str, Any]) -> None:
+    """Make config ``limits`` the image limits of this process and of the processes it
+    starts (:func:`karyoflow.imageio.set_image_limits`)."""
+    from karyoflow.imageio import ImageLimits, set_image_limits
+
+    limits = config.get("limits") or {}
+    defaults = ImageLimits()
+    set_image_limits(
+        ImageLimits(
+            max_pixels=int(limits.get("max_image_pixels", defaults.max_pixels)),
+            max_bytes=int(limits.get("max_image_bytes", defaults.max_bytes)),
+        )
+    )
 
 
 def _check_train(config: Mapping[str, Any], source: str) -> None:

@@ -14,11 +14,20 @@ pixels (:func:`read_tiff_lenient`). A file that is genuinely short of pixel data
 error.
 
 Colour images are returned in RGB(A) order (not OpenCV's BGR).
+
+Every image is checked against :class:`ImageLimits` *before* any pixel is decoded: the
+file size, and the pixel count its header declares (a 69-byte PNG may declare
+50,000 x 50,000 pixels). JPEGs are first decoded strictly (libjpeg-turbo through
+``simplejpeg``, every decoder warning an error), which rejects cut, padded and
+overwritten scans that PIL and OpenCV return as grey or smeared pixels; single flipped
+bits that still decode to valid codes cannot be detected (JPEG has no checksum).
+Every decoder failure becomes an :class:`ImageReadError` naming the file.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 import zlib
@@ -31,12 +40,18 @@ from PIL import Image, ImageFile
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "LIMIT_ENV",
+    "ImageLimits",
     "ImageReadError",
     "TiffInfo",
+    "declared_size",
+    "decode_image",
+    "image_limits",
     "image_size",
     "parse_tiff_header",
     "read_image",
     "read_tiff_lenient",
+    "set_image_limits",
 ]
 
 #: File extensions (lower case, no dot) the readers treat as images by default.
@@ -70,6 +85,76 @@ class ImageReadError(ValueError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What one image may cost before it is decoded (config ``limits``).
+
+    Parameters
+    ----------
+    max_pixels : int
+        Pixels the header may declare (width x height); 50 M is a 7,000 x 7,000 frame,
+        70 times a Taichung metaphase.
+    max_bytes : int
+        Size of the file.
+    """
+
+    max_pixels: int = 50_000_000
+    max_bytes: int = 200_000_000
+
+    def check(self, path: str | Path, width: int, height: int) -> None:
+        """Raise :class:`ImageReadError` when ``width x height`` is over the limit."""
+        if width <= 0 or height <= 0:
+            raise ImageReadError(path, f"corrupt image (declared size {width}x{height})")
+        if width * height > self.max_pixels:
+            raise ImageReadError(
+                path,
+                f"image too large ({width}x{height} = {width * height:,} pixels declared; "
+                f"limit {self.max_pixels:,})",
+            )
+
+    def env(self) -> dict[str, str]:
+        """The environment variables that carry these limits to job processes."""
+        return {LIMIT_ENV[k]: str(getattr(self, k)) for k in LIMIT_ENV}
+
+
+#: Environment variables read by :func:`image_limits` (set from config ``limits`` by
+#: the workflow and the ``karyoflow`` command, so every job process applies them).
+LIMIT_ENV = {"max_pixels": "KARYOFLOW_MAX_IMAGE_PIXELS", "max_bytes": "KARYOFLOW_MAX_IMAGE_BYTES"}
+_LIMITS: list[ImageLimits | None] = [None]
+
+
+def image_limits() -> ImageLimits:
+    """The limits :func:`read_image` applies when it is given none: those set by
+    :func:`set_image_limits`, else those of :data:`LIMIT_ENV`, else the defaults."""
+    if _LIMITS[0] is not None:
+        return _LIMITS[0]
+    values = {}
+    for key, name in LIMIT_ENV.items():
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            try:
+                values[key] = int(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r}: not an integer") from None
+    return ImageLimits(**values)
+
+
+def set_image_limits(limits: ImageLimits | None = None, **values: int) -> ImageLimits:
+    """Set this process's default limits and export them (:data:`LIMIT_ENV`) to the
+    processes it starts; no argument restores the built-in defaults.
+
+    Examples
+    --------
+    >>> set_image_limits(max_pixels=1000).max_pixels
+    1000
+    >>> set_image_limits().max_pixels
+    50000000
+    """
+    _LIMITS[0] = limits or ImageLimits(**values)
+    os.environ.update(_LIMITS[0].env())
+    return _LIMITS[0]
 
 
 @dataclass(frozen=True)
@@ -291,13 +376,104 @@ def _read_tiff(path: str | Path, data: bytes) -> np.ndarray:
         if len(buf) < need:
             raise ImageReadError(path, f"truncated image ({len(buf)} of {need} pixel bytes)")
         return _finish_plain(info, buf)
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    arr = _cv2_decode(path, data)
     if arr is None:
         return _pil_decode(path, data)
     return _bgr_to_rgb(arr)
 
 
 # --------------------------------------------------------------------------- others
+
+
+def _cv2_decode(path: str | Path, data: bytes) -> np.ndarray | None:
+    """OpenCV's decoder, its exceptions as :class:`ImageReadError` (None: it declined)."""
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+        raise ImageReadError(path, f"corrupt image (OpenCV: {reason})") from None
+
+
+def _check_jpeg(path: str | Path, data: bytes) -> None:
+    """Decode strictly (libjpeg-turbo warnings are errors): corrupt or cut scans."""
+    import simplejpeg
+
+    try:
+        _, _, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        space = "CMYK" if colorspace in ("CMYK", "YCCK") else "GRAY"
+        simplejpeg.decode_jpeg(data, colorspace=space, fastdct=True, strict=True)
+    except (ValueError, RuntimeError, OSError) as exc:
+        msg = str(exc).strip() or type(exc).__name__
+        kind = "truncated" if "premature end of jpeg file" in msg.lower() else "corrupt"
+        raise ImageReadError(path, f"{kind} image (JPEG: {msg})") from None
+
+
+def _jpeg_size(path: str | Path, data: bytes) -> tuple[int, int]:
+    """``(width, height)`` of the first start-of-frame marker."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ImageReadError(path, "corrupt image (JPEG marker expected)")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if pos + 9 > len(data):
+                break
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return width, height
+        if marker in (0xD9, 0xDA) or length < 2:
+            break
+        pos += 2 + length
+    raise ImageReadError(path, "truncated image (JPEG without a frame header)")
+
+
+def declared_size(data: bytes, path: str | Path = "<bytes>") -> tuple[int, int]:
+    """``(width, height)`` as the header of a JPEG, PNG, GIF, BMP or TIFF declares it,
+    from its first bytes (a TIFF may need the whole file), without decoding pixels.
+
+    Raises
+    ------
+    ImageReadError
+        Unknown signature, or a header too short or damaged to tell.
+
+    Examples
+    --------
+    >>> png = b"\\x89PNG\\r\\n\\x1a\\n" + bytes(4) + b"IHDR" + (50000).to_bytes(4, "big") * 2
+    >>> declared_size(png)
+    (50000, 50000)
+    """
+    kind = _sniff(data)
+    if kind == "tiff":
+        info = parse_tiff_header(data, path)
+        return info.width, info.height
+    if kind == "png":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ImageReadError(path, "truncated image (PNG header)")
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if kind == "gif":
+        if len(data) < 10:
+            raise ImageReadError(path, "truncated image (GIF header)")
+        width, height = struct.unpack("<HH", data[6:10])
+        return int(width), int(height)
+    if kind == "bmp":
+        if len(data) < 26:
+            raise ImageReadError(path, "truncated image (BMP header)")
+        (dib,) = struct.unpack("<I", data[14:18])
+        if dib == 12:  # OS/2 BITMAPCOREHEADER
+            width, height = struct.unpack("<HH", data[18:22])
+        else:
+            width, height = struct.unpack("<ii", data[18:26])
+        return abs(int(width)), abs(int(height))
+    if kind == "jpeg":
+        return _jpeg_size(path, data)
+    raise ImageReadError(path, "not an image (unknown file signature)")
 
 
 def _bgr_to_rgb(arr: np.ndarray) -> np.ndarray:
@@ -386,8 +562,10 @@ def _to_grey(arr: np.ndarray) -> np.ndarray:
     return arr[..., 0]
 
 
-def read_image(path: str | Path, *, grey: bool = False) -> np.ndarray:
-    """Read an image, refusing truncated or corrupt files.
+def read_image(
+    path: str | Path, *, grey: bool = False, limits: ImageLimits | None = None
+) -> np.ndarray:
+    """Read an image, refusing truncated, corrupt or oversized files.
 
     Parameters
     ----------
@@ -397,6 +575,9 @@ def read_image(path: str | Path, *, grey: bool = False) -> np.ndarray:
     grey : bool, optional
         Return a 2-D array; RGB is converted with ITU-R 601 weights, RGBA is first
         composited over white.
+    limits : ImageLimits, optional
+        File size and declared pixels allowed (default :func:`image_limits`), checked
+        before decoding.
 
     Returns
     -------
@@ -408,23 +589,48 @@ def read_image(path: str | Path, *, grey: bool = False) -> np.ndarray:
     ------
     ImageReadError
         ``"<path>: <reason>"`` where reason starts with ``empty file``, ``not an
-        image``, ``truncated image`` or ``corrupt image``.
+        image``, ``file too large``, ``image too large``, ``truncated image`` or
+        ``corrupt image``.
     OSError
         If the file cannot be opened at all (missing, permission denied).
     """
+    limits = limits or image_limits()
+    size = Path(path).stat().st_size
+    if size > limits.max_bytes:
+        raise ImageReadError(path, f"file too large ({size:,} bytes; limit {limits.max_bytes:,})")
     data = Path(path).read_bytes()
+    return decode_image(data, path, grey=grey, limits=limits)
+
+
+def decode_image(
+    data: bytes,
+    path: str | Path = "<upload>",
+    *,
+    grey: bool = False,
+    limits: ImageLimits | None = None,
+) -> np.ndarray:
+    """:func:`read_image` for bytes already in memory (an upload); ``path`` names them
+    in errors."""
+    limits = limits or image_limits()
+    if len(data) > limits.max_bytes:
+        raise ImageReadError(
+            path, f"file too large ({len(data):,} bytes; limit {limits.max_bytes:,})"
+        )
     if not data:
         raise ImageReadError(path, "empty file")
     kind = _sniff(data)
     if not kind:
         raise ImageReadError(path, "not an image (unknown file signature)")
+    limits.check(path, *declared_size(data, path))
     if kind == "tiff":
         arr = _read_tiff(path, data)
     elif kind == "png":
         _check_png(path, data)
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        arr = _cv2_decode(path, data)
         arr = _pil_decode(path, data) if arr is None else _bgr_to_rgb(arr)
     else:
+        if kind == "jpeg":
+            _check_jpeg(path, data)
         arr = _pil_decode(path, data)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
@@ -433,7 +639,7 @@ def read_image(path: str | Path, *, grey: bool = False) -> np.ndarray:
     return _to_grey(arr) if grey else arr
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
+def image_size(path: str | Path, *, limits: ImageLimits | None = None) -> tuple[int, int]:
     """``(width, height)`` from the file header, without decoding pixels.
 
     This does not prove the image decodes; use :func:`read_image` for that.
@@ -441,26 +647,23 @@ def image_size(path: str | Path) -> tuple[int, int]:
     Raises
     ------
     ImageReadError
-        If the header cannot be read.
+        If the header cannot be read, or declares more pixels than ``limits``
+        (default :func:`image_limits`) allow.
     """
+    width, height = _header_size(Path(path))
+    (limits or image_limits()).check(path, width, height)
+    return width, height
+
+
+def _header_size(path: Path) -> tuple[int, int]:
     path = Path(path)
     with path.open("rb") as fh:
         head = fh.read(65536)
     if not head:
         raise ImageReadError(path, "empty file")
-    kind = _sniff(head)
-    if kind == "tiff":
+    if _sniff(head) == "tiff":
         try:
-            info = parse_tiff_header(head, path)
+            return declared_size(head, path)
         except ImageReadError:
-            info = parse_tiff_header(path.read_bytes(), path)
-        return info.width, info.height
-    if kind == "png" and len(head) >= 24 and head[12:16] == b"IHDR":
-        return struct.unpack(">II", head[16:24])
-    if not kind:
-        raise ImageReadError(path, "not an image (unknown file signature)")
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(path, f"corrupt image ({exc})") from None
+            return declared_size(path.read_bytes(), path)
+    return declared_size(head, path)

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # karyoflow from this checkout
 
-from karyoflow.config import validate_config
+from karyoflow.config import apply_limits, validate_config
 from karyoflow.models.table import models_for
 from karyoflow.engine.tracking import CONFIG_HASH_ENV, config_hash
 from karyoflow.split import SPLITS
@@ -68,6 +68,8 @@ TRACKING = {
 }
 # Jobs tag their MLflow runs with the hash of the whole (validated) config.
 os.environ.update({CONFIG_HASH_ENV: config_hash(config)})
+# Every job applies the image limits of the config (its environment carries them).
+apply_limits(config)
 
 
 wildcard_constraints:
