@@ -202,21 +202,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from karyoflow.serve import serve
+    from karyoflow.serve import ServeLimits, make_server, model_name
 
     try:
         classifier, config = _classifier_and_config(args)
+        limits = ServeLimits(
+            max_bytes=int(args.max_mb * 1024 * 1024),
+            max_pixels=int(args.max_pixels),
+            max_boxes=int(args.max_boxes),
+            workers=int(args.workers),
+        )
+        server = make_server(
+            classifier,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            allowed_hosts=args.allowed_host,
+            limits=limits,
+            preprocess=config["preprocess"]["params"],
+            detect=(config.get("detect") or {}).get("params"),
+            call=config["evaluate"]["call"],
+        )
     except (OSError, ValueError) as exc:
         raise SystemExit(f"karyoflow: {exc}") from None
-    serve(
-        classifier,
-        host=args.host,
-        port=args.port,
-        preprocess=config["preprocess"]["params"],
-        detect=(config.get("detect") or {}).get("params"),
-        max_bytes=int(args.max_mb * 1024 * 1024),
-        call=config["evaluate"]["call"],
+    print(
+        f"karyoflow serve: {server.url}/  (model {model_name(classifier.source)}; "
+        f"API docs {server.url}/api/docs; Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
     )
+    server.run()
     return 0
 
 
@@ -316,9 +331,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("serve", help="web page + JSON API for predictions (loopback)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="bind address (loopback by default; beyond it "
+        "a token is required)"
+    )  # fmt: skip
     p.add_argument("--port", type=int, default=8050)
-    p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MiB")
+    p.add_argument(
+        "--token", help="API token, sent as 'Authorization: Bearer <token>' (or set "
+        "KARYOFLOW_SERVE_TOKEN)"
+    )  # fmt: skip
+    p.add_argument(
+        "--allowed-host", action="append", default=[], metavar="NAME",
+        help="a Host header to accept besides loopback and --host (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--max-mb", type=float, default=20.0, help="largest request body in MiB")
+    p.add_argument(
+        "--max-pixels", type=int, default=16_000_000, help="largest image (declared pixels)"
+    )
+    p.add_argument("--max-boxes", type=int, default=200, help="most boxes in one request")
+    p.add_argument("--workers", type=int, default=1, help="predictions at a time")
     _model_options(p)
     p.set_defaults(func=_cmd_serve)
 

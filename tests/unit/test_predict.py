@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 
@@ -198,15 +197,11 @@ def test_predict_paths_writes_outputs_and_keeps_going(classifier, metaphase, tmp
 
 @pytest.fixture(scope="module")
 def server(classifier):
-    from karyoflow.serve import make_server
+    from karyoflow.serve import ServeLimits, make_server
 
-    srv = make_server(classifier, port=0, max_bytes=3_000_000)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    host, port = srv.server_address[:2]
-    yield f"http://{host}:{port}"
-    srv.shutdown()
-    srv.server_close()
+    srv = make_server(classifier, port=0, limits=ServeLimits(max_bytes=3_000_000)).start()
+    yield srv.url
+    srv.stop()
 
 
 def _post(url: str, data: bytes, ctype: str) -> tuple[int, dict]:
