@@ -44,6 +44,7 @@ __all__ = [
     "resolve_tracking_uri",
     "save_model",
     "start_parent_run",
+    "store_lock",
 ]
 
 #: Environment variable carrying the parent run id to the jobs.
@@ -81,23 +82,45 @@ def _quiet() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock on a sqlite store (``<db>.lock`` beside it, ``flock``) while
+    it is created or migrated: MLflow's schema set-up is not safe when two processes
+    do it at once (alembic "duplicate column", a half-migrated database). Other URIs
+    (an ``mlflow server``) need no lock. ``flock`` holds between processes of one
+    machine (and on NFS v4); a store shared by several machines belongs on a server."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def init_store(uri: str, experiment: str, results: str | Path = "results") -> str:
-    """Create the store (sqlite schema) and the experiment if needed; its id."""
+    """Create the store (sqlite schema) and the experiment if needed, under
+    :func:`store_lock`; the experiment's id."""
     _quiet()
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    location = None
-    if uri.startswith("sqlite:"):
-        artifacts = (Path(results) / "mlflow" / "artifacts").resolve()
-        artifacts.mkdir(parents=True, exist_ok=True)
-        location = artifacts.as_uri()
-    return client.create_experiment(experiment, artifact_location=location)
+    with store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(experiment)  # creates / migrates the schema
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if uri.startswith("sqlite:"):
+            artifacts = (Path(results) / "mlflow" / "artifacts").resolve()
+            artifacts.mkdir(parents=True, exist_ok=True)
+            location = artifacts.as_uri()
+        return client.create_experiment(experiment, artifact_location=location)
 
 
 def start_parent_run(
