@@ -78,6 +78,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                 strict=config["strict"] or args.strict,
                 fixed_splits=fixed,
                 log=log,
+                rejects_path=out_dir / f"{name}.rejected.csv",
             )
             ext = config["manifest_format"]
             write_manifest(res.manifest, out_dir / f"{name}.{ext}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from karyoflow.manifest import manifest_frame, rejects_frame, split_manifest
+from karyoflow.manifest import manifest_frame, rejects_frame, split_manifest, write_rejects
 from karyoflow.records import IngestError, ReadResult, Reject, normalise_record
 
 __all__ = ["READERS", "IngestOutput", "dedupe", "ingest_dataset", "reader_for"]
@@ -70,6 +70,7 @@ def ingest_dataset(
     fixed_splits: Mapping[str, str] | None = None,
     base_dir: str | Path = ".",
     log: Callable[[str], None] = print,
+    rejects_path: str | Path | None = None,
 ) -> IngestOutput:
     """Read one dataset entry of the config and split it by cell.
 
@@ -93,6 +94,9 @@ def ingest_dataset(
         Relative dataset paths are resolved against it.
     log : callable
         Progress and reject messages go here.
+    rejects_path : path, optional
+        Where the rejects table goes when every input is rejected (there is no
+        manifest then, and the error names this file).
 
     Raises
     ------
@@ -120,8 +124,12 @@ def ingest_dataset(
     if len(rejects) > 20:
         log(f"[ingest] {name}: ... and {len(rejects) - 20} more (see the rejects table)")
     if not records:
+        where = ""
+        if rejects_path is not None and rejects:
+            write_rejects(rejects_frame(name, rejects), rejects_path)
+            where = f"; the reasons are in {rejects_path}"
         raise ValueError(
-            f"{path}: dataset {name!r} has no usable instances ({len(rejects)} rejected)"
+            f"{path}: dataset {name!r} has no usable instances ({len(rejects)} rejected{where})"
         )
     split_as = entry.get("split_as")
     for rec in records:

@@ -25,6 +25,7 @@ __all__ = [
     "list_images",
     "require_dir",
     "resolve_under",
+    "scan_files",
 ]
 
 
@@ -109,23 +110,52 @@ def is_hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
-def list_images(base: Path, exts: Sequence[str]) -> tuple[list[Path], int]:
-    """All image files under ``base`` (recursive, sorted) and the count of hidden ones."""
+def scan_files(
+    base: Path, suffixes: Iterable[str], *, recursive: bool = True, what: str = "image"
+) -> tuple[list[Path], list[Any]]:
+    """Every file under ``base``: those with one of ``suffixes`` (lower case, with the
+    dot), sorted, and a :class:`~karyoflow.records.Reject` for each other one, so that
+    no file is skipped without a word.
+
+    Rejected: hidden files, and hidden folders as one row each (their contents are
+    not listed); files with another suffix; with ``recursive=False``, files in
+    subfolders (``what`` names what the folder holds, for the reason).
+    """
+    from karyoflow.records import Reject
+
     found: list[Path] = []
-    hidden = 0
-    extset = {"." + e for e in exts}
+    skipped: list[Reject] = []
+    wanted = {s.lower() for s in suffixes}
     for dirpath, dirnames, filenames in os.walk(base):
-        dirnames.sort()
+        here = Path(dirpath)
+        for name in sorted(d for d in dirnames if d.startswith(".")):
+            skipped.append(Reject(str(here / name), "hidden folder: not read"))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            p = Path(dirpath) / name
-            if p.suffix.lower() not in extset:
-                continue
-            if is_hidden(p.relative_to(base)):
-                hidden += 1
-                continue
-            found.append(p)
+            p = here / name
+            if name.startswith("."):
+                skipped.append(Reject(str(p), "hidden file: not read"))
+            elif not recursive and here != base:
+                skipped.append(
+                    Reject(str(p), f"in a subfolder of {base.name}/: not read ({what} files "
+                           "lie directly in it)")
+                )  # fmt: skip
+            elif p.suffix.lower() not in wanted:
+                kind = p.suffix.lower() or "none"
+                article = "an" if what[:1].lower() in "aeiou" else "a"
+                skipped.append(
+                    Reject(str(p), f"not {article} {what} file (suffix {kind}): not read")
+                )
+            else:
+                found.append(p)
     found.sort()
-    return found, hidden
+    return found, skipped
+
+
+def list_images(base: Path, exts: Sequence[str]) -> tuple[list[Path], list[Any]]:
+    """All image files under ``base`` (recursive, sorted) and a reject for every other
+    file (:func:`scan_files`)."""
+    return scan_files(base, {"." + e for e in exts}, what="image")
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:

@@ -137,13 +137,11 @@ def read_crops(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadR
     if layout == "filename" and "label" not in pattern.groupindex:
         raise ValueError(f"pattern {names['pattern_text']} has no named group 'label'")
 
-    files, hidden = list_images(base, extensions_of(options))
-    if hidden:
-        log.info("%s: ignored %d hidden file(s) under %s", dataset, hidden, base)
+    files, skipped = list_images(base, extensions_of(options))
     if not files:
         raise ValueError(f"no images found under {base}")
 
-    result = ReadResult()
+    result = ReadResult(rejects=list(skipped))
     pending: list[tuple[Path, dict[str, Any]]] = []
     for path in files:
         rel = path.relative_to(root).as_posix()

@@ -46,10 +46,10 @@ from karyoflow.labels import UnknownLabelError, canonical_label
 from karyoflow.readers._common import (
     check_images,
     extensions_of,
-    is_hidden,
     label_of,
     require_dir,
     resolve_under,
+    scan_files,
 )
 from karyoflow.records import ReadResult, Reject, normalise_record
 
@@ -402,18 +402,16 @@ def read_voc(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadRes
     max_xml = int(options.get("max_xml_bytes", 10_000_000))
     result = ReadResult()
 
-    images = sorted(
-        p
-        for p in img_dir.iterdir()
-        if p.is_file() and p.suffix.lower() in exts and not is_hidden(p.relative_to(img_dir))
-    )
-    xmls = sorted(
-        p
-        for p in ann_dir.iterdir()
-        if p.is_file() and p.suffix.lower() == ".xml" and not p.name.startswith(".")
-    )
+    images, skipped = scan_files(img_dir, exts, recursive=False, what="image")
+    xmls, skipped_xml = scan_files(ann_dir, {".xml"}, recursive=False, what="VOC XML")
     if not images and not xmls:
         raise ValueError(f"no images or annotations found in {img_dir} / {ann_dir}")
+    result.rejects.extend(skipped)
+    if ann_dir != img_dir:
+        result.rejects.extend(skipped_xml)
+    else:  # one folder for both: a file is skipped only when it is neither
+        read = {*images, *xmls}
+        result.rejects[:] = [r for r in result.rejects if Path(r.source) not in read]
     # Prefer the conventional lower-case ".xml" when a.xml and a.XML both exist.
     xmls.sort(key=lambda p: (p.stem, p.suffix != ".xml", p.name))
     img_by_id = _by_stem(images, result)

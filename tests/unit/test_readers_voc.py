@@ -325,3 +325,56 @@ def test_mask_sidecars(tmp_path: Path) -> None:
     (tmp_path / "masks" / "zz.json").write_text("{}")
     res = read_voc(tmp_path, dataset="d", options={"masks_dir": "masks"})
     assert "sidecar has no image or annotation" in [r.reason for r in res.rejects]
+
+
+def test_no_file_skipped_without_a_reject(tmp_path: Path) -> None:
+    """Subfolders, dot files and other files of the image and annotation folders are
+    listed in the rejects, each with its reason; the two good cells are read."""
+    write_voc(tmp_path, "a", [("1", 1, 1, 5, 5)])
+    write_voc(tmp_path / "nested", "b", [("2", 1, 1, 5, 5)])
+    (tmp_path / "JPEGImages" / "more").mkdir()
+    (tmp_path / "nested" / "JPEGImages" / "b.png").rename(
+        tmp_path / "JPEGImages" / "more" / "b.png"
+    )
+    (tmp_path / "Annotations" / "more").mkdir()
+    (tmp_path / "nested" / "Annotations" / "b.xml").rename(
+        tmp_path / "Annotations" / "more" / "b.xml"
+    )
+    (tmp_path / "JPEGImages" / ".c.png").write_bytes(
+        (tmp_path / "JPEGImages" / "a.png").read_bytes()
+    )
+    (tmp_path / "Annotations" / "._a.xml").write_text("<annotation/>")
+    (tmp_path / "JPEGImages" / "notes.txt").write_text("x")
+    (tmp_path / "JPEGImages" / ".git").mkdir()
+    (tmp_path / "JPEGImages" / ".git" / "HEAD").write_text("x")
+    res = read_voc(tmp_path, dataset="d", options={})
+    assert [r["instance_id"] for r in res.records] == ["a/0"]
+    got = {Path(r.source).relative_to(tmp_path).as_posix(): r.reason for r in res.rejects}
+    assert got == {
+        "JPEGImages/more/b.png": "in a subfolder of JPEGImages/: not read (image files lie "
+        "directly in it)",
+        "Annotations/more/b.xml": "in a subfolder of Annotations/: not read (VOC XML files "
+        "lie directly in it)",
+        "JPEGImages/.c.png": "hidden file: not read",
+        "Annotations/._a.xml": "hidden file: not read",
+        "JPEGImages/notes.txt": "not an image file (suffix .txt): not read",
+        "JPEGImages/.git": "hidden folder: not read",
+    }
+
+
+def test_all_rejected_still_writes_the_rejects_table(tmp_path: Path) -> None:
+    from karyoflow.ingest import ingest_dataset
+
+    write_voc(tmp_path / "d", "a", [("1", 1, 1, 5, 5)])
+    (tmp_path / "d" / "JPEGImages" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    table = tmp_path / "logs" / "d.rejected.csv"
+    with pytest.raises(
+        ValueError, match=f"no usable instances \\(1 rejected; the reasons are in {table}"
+    ):
+        ingest_dataset("d", {"kind": "voc", "path": str(tmp_path / "d")}, seed=0,
+                       split={"fractions": {"train": 1.0}}, log=lambda _m: None,
+                       rejects_path=table)  # fmt: skip
+    import pandas as pd
+
+    rows = pd.read_csv(table)
+    assert len(rows) == 1 and rows["reason"].iloc[0].startswith("truncated image")

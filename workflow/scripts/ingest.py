@@ -1,5 +1,7 @@
 """Rule ingest: thin adapter over karyoflow.ingest.ingest_dataset."""
 
+from pathlib import Path
+
 from karyoflow.ingest import ingest_dataset
 from karyoflow.manifest import read_manifest, write_manifest, write_rejects
 from karyoflow.runner import run_logged
@@ -20,6 +22,8 @@ def main(log):
         strict=sm.params.strict,
         fixed_splits=fixed,
         log=log,
+        # kept when everything is rejected: Snakemake removes a failed job's outputs
+        rejects_path=str(Path(sm.log[0]).with_suffix(".rejected.csv")),
     )
     write_rejects(out.rejects, sm.output.rejects)
     write_manifest(out.manifest, sm.output.manifest)
