@@ -46,6 +46,7 @@ def validate_config(
 
     with open(schema, encoding="utf-8") as fh:
         schema_doc = yaml.safe_load(fh)
+    _coerce_booleans(config, schema_doc, schema_doc)
     validator_cls = jsonschema.validators.validator_for(schema_doc)
     errors = sorted(validator_cls(schema_doc).iter_errors(config), key=lambda e: list(e.path))
     if errors:
@@ -165,6 +166,22 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         raise ConfigError(f"{path}: top level must be a mapping")
     config.update(overrides or {})
     return validate_config(config, source=str(path))
+
+
+def _coerce_booleans(config: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> None:
+    """``"true"`` / ``"false"`` (any case) where the schema wants a boolean, in place:
+    ``snakemake --config strict=true`` passes the word as a string."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    if not isinstance(config, dict):
+        return
+    for key, sub in (schema.get("properties") or {}).items():
+        value = config.get(key)
+        if sub.get("type") == "boolean" and isinstance(value, str):
+            if value.strip().lower() in ("true", "false"):
+                config[key] = value.strip().lower() == "true"
+        elif isinstance(value, dict):
+            _coerce_booleans(value, sub, root)
 
 
 def apply_limits(config: Mapping[str, Any]) -> None:

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import math
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "file_sha256", "files_sha256", "finite_or_none", "write_json"]
+__all__ = [
+    "atomic_path",
+    "file_sha256",
+    "files_sha256",
+    "finite_or_none",
+    "umask",
+    "write_json",
+]
 
 
 @contextlib.contextmanager
@@ -20,7 +29,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only on success.
 
     Nothing half-written is ever left at ``path``: if the block raises, the temporary
-    file is removed and ``path`` is untouched.
+    file is removed and ``path`` is untouched. The temporary name carries the host and
+    process id (``.<name>.<host>.<pid>.<random>.part``), so that the next write of
+    ``path`` removes what a killed process (``SIGKILL``) of this host left.
 
     Examples
     --------
@@ -33,22 +44,55 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    _remove_stale_parts(path)
+    prefix = f".{path.name}.{_HOST}.{os.getpid()}."
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; use the usual mode
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+_HOST = socket.gethostname().replace(".", "_") or "host"
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Remove temporary files of ``path`` left by dead processes of this host."""
+    for part in path.parent.glob(f".{glob.escape(path.name)}.{_HOST}.*.part"):
+        pid = part.name[len(path.name) + len(_HOST) + 3 :].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # that process is gone: its file is debris
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+        except PermissionError:  # alive, someone else's
+            pass
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it, even
+    for a moment, for every thread of the process)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return _UMASK_AT_IMPORT
+
+
+def _umask_at_import() -> int:
+    mask = os.umask(0o022)  # at import, before the package starts any thread
     os.umask(mask)
     return mask
+
+
+_UMASK_AT_IMPORT = _umask_at_import()
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import threading
 from http import HTTPStatus
@@ -25,9 +26,31 @@ _MAX_BODY = 1 << 16
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+_SOCKET_TIMEOUT_S = 30
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _index(data: dict) -> int:
+    value = data.get("index")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"index must be an integer, not {value!r}")
+    return value
+
+
+def _number(data: dict, key: str) -> float:
+    value = data.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{key} must be a number, not {value!r}")
+    return float(value)
+
+
 def _handler(session: AnnotationSession, log) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "karyoflow-annotate"
+        timeout = _SOCKET_TIMEOUT_S  # a stalled client frees its thread
 
         def log_message(self, format, *args):
             pass  # quiet; errors are returned to the page
@@ -74,11 +97,16 @@ def _handler(session: AnnotationSession, log) -> type[BaseHTTPRequestHandler]:
                 self._error(f"no such page: {path}", HTTPStatus.NOT_FOUND)
 
         def _body(self) -> dict:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                raise ValueError("bad Content-Length") from None
+            if length < 0:
+                raise ValueError("bad Content-Length")
             if length > _MAX_BODY:
                 raise ValueError("request too large")
             raw = self.rfile.read(length) if length else b"{}"
-            data = json.loads(raw.decode() or "{}")
+            data = json.loads(raw.decode() or "{}", parse_constant=_no_constant)
             if not isinstance(data, dict):
                 raise ValueError("expected a JSON object")
             return data
@@ -96,11 +124,13 @@ def _handler(session: AnnotationSession, log) -> type[BaseHTTPRequestHandler]:
             try:
                 data = self._body()
                 if path == "/api/point":
-                    x, y = session.set_point(int(data["index"]), data["x"], data["y"])
-                    self._json({"index": int(data["index"]), "x": x, "y": y, "dirty": True})
+                    index = _index(data)
+                    x, y = session.set_point(index, _number(data, "x"), _number(data, "y"))
+                    self._json({"index": index, "x": x, "y": y, "dirty": True})
                 elif path == "/api/clear":
-                    session.clear(int(data["index"]))
-                    self._json({"index": int(data["index"]), "dirty": True})
+                    index = _index(data)
+                    session.clear(index)
+                    self._json({"index": index, "dirty": True})
                 elif path == "/api/save":
                     self._json({"saved": session.save(), "csv": str(session.csv_path)})
                 elif path == "/api/quit":
@@ -110,7 +140,7 @@ def _handler(session: AnnotationSession, log) -> type[BaseHTTPRequestHandler]:
                     threading.Thread(target=self.server.shutdown, daemon=True).start()
                 else:
                     self._error(f"no such action: {path}", HTTPStatus.NOT_FOUND)
-            except (KeyError, TypeError, ValueError, OSError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
                 self._error(str(exc).strip("'\""))
 
     return Handler
@@ -150,12 +180,23 @@ def serve(
         import webbrowser
 
         threading.Timer(0.3, webbrowser.open, args=(url,)).start()
+
+    def stop(signum, _frame):  # SIGTERM / SIGHUP save the clicks, as Ctrl-C does
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {
+        sig: signal.signal(sig, stop)
+        for sig in (signal.SIGTERM, signal.SIGHUP)
+        if threading.current_thread() is threading.main_thread()
+    }
     try:
         server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        log("annotate: interrupted")
+    except KeyboardInterrupt as exc:
+        log(f"annotate: interrupted{f' ({exc})' if str(exc) else ''}; saving")
     finally:
         server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if session.dirty:
         session.save()
     return len(session.points)

@@ -180,3 +180,57 @@ def test_cli_bad_input_is_one_line(tmp_path):
     (tmp_path / "c.csv").write_text("a,b\n")
     with pytest.raises(SystemExit, match=r"karyoflow: .*c\.csv: wrong columns"):
         main(["annotate-centromeres", str(tmp_path / "crops"), "--out", str(tmp_path / "c.csv")])
+
+
+def test_hostile_requests_get_400_and_do_not_block(served):
+    """Infinity, huge or non-integer indices, negative or bad Content-Length: each a
+    400 with a reason, at once (a negative length once made the server wait forever)."""
+    import socket
+
+    _, server, url = served
+    bodies = (b'{"index": Infinity, "x": 1, "y": 1}', b'{"index": 1e400, "x": 1, "y": 1}',
+              b'{"index": "1", "x": 1, "y": 1}', b'{"index": true, "x": 1, "y": 1}',
+              b'{"index": 0, "x": NaN, "y": 1}', b'{"index": 99999999999999999999}')  # fmt: skip
+    for body in bodies:
+        req = urllib.request.Request(url + "/api/point", body, {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 400, body
+        assert json.loads(err.value.read())["error"]
+    for length in (b"-5", b"abc"):
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as s:
+            s.sendall(b"POST /api/point HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+                      + length + b"\r\n\r\n")  # fmt: skip
+            assert s.recv(4096).startswith(b"HTTP/1.0 400")
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_clicks(tmp_path):
+    """``karyoflow annotate-centromeres`` stopped by SIGTERM (or SIGHUP) writes the
+    points clicked since the last save, as Ctrl-C does."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _crops(tmp_path / "crops", 2)
+    csv = tmp_path / "c.csv"
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "karyoflow.cli", "annotate-centromeres", str(tmp_path / "crops"),
+             "--out", str(csv), "--no-browser", "--port", "0"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        url = None
+        while url is None:
+            line = proc.stderr.readline()
+            assert line, "annotate exited"
+            found = re.search(r"open (http://\S+/)", line)
+            url = found.group(1) if found else None
+        index = 0 if sig == signal.SIGTERM else 1
+        _post(url + "api/point", {"index": index, "x": 3, "y": 4})
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        time.sleep(0.1)
+        assert len(read_annotations(csv)) == index + 1, sig

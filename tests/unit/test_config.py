@@ -90,6 +90,16 @@ def test_finetune_example_continues_the_long_detector(repo):
         (lambda c: c["split"]["fractions"].update(train=0.9), "must sum to 1"),
         (lambda c: c["datasets"]["synthetic_centromeres"].update(split_with="nope"), "split_with"),
         (lambda c: c["detect"]["learned"].update(weights=3), "detect/learned/weights"),
+        (lambda c: c.update(strict="maybe"), "strict: 'maybe' is not of type 'boolean'"),
+        (  # reader options are checked per kind: a typo is an error, not ignored
+            lambda c: c["datasets"]["synthetic_voc"].update(options={"idss": "ids.txt"}),
+            "datasets/synthetic_voc/options: Additional properties are not allowed ('idss'",
+        ),
+        (
+            lambda c: c["datasets"]["synthetic_voc"].update(options={"box_tolerance": "two"}),
+            "datasets/synthetic_voc/options/box_tolerance: 'two' is not of type 'integer'",
+        ),
+        (lambda c: c.update(limits={"max_image_pixels": 0}), "limits/max_image_pixels"),
     ],
 )
 def test_bad_config_one_line_error(default_config, mutate, message):
@@ -99,6 +109,15 @@ def test_bad_config_one_line_error(default_config, mutate, message):
         validate_config(config, source="my.yaml")
     text = str(info.value)
     assert text.startswith("my.yaml: ") and message in text and "\n" not in text
+
+
+def test_words_for_booleans_from_the_command_line(default_config):
+    """``snakemake --config strict=true`` gives the string "true"."""
+    config = copy.deepcopy(default_config)
+    config["strict"] = "true"
+    config["mlflow"]["log_models"] = "False"
+    validate_config(config, source="cli")
+    assert config["strict"] is True and config["mlflow"]["log_models"] is False
 
 
 def test_unreadable_config(tmp_path):

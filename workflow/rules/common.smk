@@ -21,10 +21,11 @@ os.environ.update(
     )
 )
 
-validate(config, "../schemas/config.schema.yaml")
-# Same schema again through karyoflow: fills defaults inside $ref'd sections and checks
-# what a schema cannot (fractions sum to 1, split_with targets).
+# karyoflow's validation first: a one-line error naming the key, the words true and false from
+# --config read as booleans, defaults filled inside $ref'd sections, and the checks a
+# schema cannot make (fractions sum to 1, split_with targets); then Snakemake's own.
 validate_config(config, source="config")
+validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = "results"
 ENV = "../../envs/karyoflow.yaml"
