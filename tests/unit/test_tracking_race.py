@@ -70,3 +70,42 @@ def test_parallel_jobs_on_a_fresh_store(tmp_path: Path, repo: Path) -> None:
         exp = client.get_experiment_by_name("race")
         runs = client.search_runs([exp.experiment_id])
         assert sorted(r.data.metrics["x"] for r in runs) == [float(k) for k in range(WORKERS)]
+
+
+def test_two_workflows_share_one_fresh_store(tmp_path: Path, repo: Path) -> None:
+    """Two checkouts' workflows started together on one fresh MLFLOW_TRACKING_URI: both
+    initialise it in `onstart` without an error and both parent runs are in it."""
+    import os
+
+    import yaml
+
+    sys.path.insert(0, str(repo / "tests" / "e2e"))
+    from test_workflow import SNAKEMAKE, TINY_TRAIN, tiny_config
+
+    from karyoflow.engine.tracking import TRACKING_ENV
+
+    for trial in range(3):
+        uri = f"sqlite:///{tmp_path / f'shared{trial}' / 'mlflow.db'}"
+        env = {k: v for k, v in os.environ.items() if k not in TRACKING_ENV}
+        env["MLFLOW_TRACKING_URI"] = uri
+        procs = []
+        for side in ("a", "b"):
+            work = tmp_path / f"{side}{trial}"
+            work.mkdir()
+            (work / "config.yaml").write_text(yaml.safe_dump(tiny_config(train=TINY_TRAIN)))
+            cmd = [SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(work),
+                   "--cores", "1", "--configfile", str(work / "config.yaml"),
+                   "--until", "synthesize"]  # fmt: skip
+            procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True))
+        for proc in procs:
+            err = proc.communicate(timeout=600)[1]
+            assert proc.returncode == 0, err[-2000:]
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        exps = [e for e in client.search_experiments() if e.name != "Default"]
+        assert len(exps) == 1
+        parents = client.search_runs([exps[0].experiment_id])
+        assert len(parents) == 2 and {r.data.tags["karyoflow.kind"] for r in parents} == {
+            "workflow"
+        }
