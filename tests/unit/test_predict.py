@@ -172,19 +172,31 @@ def test_predict_paths_writes_outputs_and_keeps_going(classifier, metaphase, tmp
     broken = tmp_path / "in" / "broken.png"
     broken.parent.mkdir()
     broken.write_bytes(metaphase["image"].read_bytes()[:200])  # truncated PNG
+    import struct
+    import zlib
+
+    bomb = bytearray(metaphase["image"].read_bytes())  # declares 50,000 x 50,000 pixels
+    bomb[16:24] = struct.pack(">II", 50_000, 50_000)
+    bomb[29:33] = struct.pack(">I", zlib.crc32(bytes(bomb[12:29])))
+    (tmp_path / "in" / "bomb.png").write_bytes(bytes(bomb))
     lines = []
     table = predict_paths(
-        [folder, broken], classifier, tmp_path / "out", voc_dir=None, log=lines.append
+        [folder, broken, tmp_path / "in" / "bomb.png"],
+        classifier,
+        tmp_path / "out",
+        voc_dir=None,
+        log=lines.append,
     )
-    assert list(table["status"].str.startswith("error")) == [False, True]
+    assert list(table["status"].str.startswith("error")) == [False, True, True]
     assert "broken.png" in table.loc[1, "status"] or "truncated" in table.loc[1, "status"]
+    assert "image too large (50000x50000" in table.loc[2, "status"]
     out = tmp_path / "out" / "cell1"
     for name in ("karyogram.png", "overlay.png", "chromosomes.csv", "summary.json"):
         assert (out / name).stat().st_size > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["count"] == table.loc[0, "count"] and ISCN.match(summary["iscn"])
     assert (tmp_path / "out" / "summary.csv").exists()
-    assert any(line.startswith("[predict 1/2]") for line in lines)
+    assert any(line.startswith("[predict 1/3]") for line in lines)
     # with the VOC folder the boxes come from the annotations (all 46)
     table = predict_paths(
         [folder], classifier, tmp_path / "out2", voc_dir=metaphase["xml"].parent, log=print
