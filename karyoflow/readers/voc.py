@@ -448,6 +448,16 @@ def read_voc(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadRes
     elif (root / "masks").is_dir():
         masks_dir = root / "masks"
 
+    used = {img_dir, ann_dir, *([masks_dir] if masks_dir is not None else [])}
+    used |= {resolve_under(root, n) for n in ([csvs] if isinstance(csvs, str) else list(csvs))}
+    if options.get("ids"):
+        used.add(resolve_under(root, options["ids"]))
+    if options.get("split_files"):
+        used |= {resolve_under(root, n) for n in dict(options["split_files"]).values()}
+    else:
+        used |= {root / f"{split}.txt" for split in _SPLITS}
+    result.rejects.extend(_unread_entries(root, used))
+
     ids = sorted(set(img_by_id) | set(xml_by_id))
     if wanted is not None:
         ids = [i for i in ids if i in wanted]
@@ -484,6 +494,24 @@ def read_voc(root: Path, *, dataset: str, options: Mapping[str, Any]) -> ReadRes
             result.cell_karyotype[image_id] = karyotype[image_id]
     result.records.sort(key=lambda r: (r["source"], int(r["instance_id"].rsplit("/", 1)[1])))
     return result
+
+
+def _unread_entries(root: Path, used: set[Path]) -> list[Reject]:
+    """A reject for each file or folder directly in ``root`` that the reader does not
+    use (the image, annotation and masks folders, the files named by the options)."""
+    used = {p.resolve() for p in used}
+    out = []
+    for entry in sorted(root.iterdir()):
+        if entry.resolve() in used:
+            continue
+        hidden = "hidden " if entry.name.startswith(".") else ""
+        if entry.is_dir():
+            out.append(Reject(str(entry), f"{hidden}folder not read (not part of the VOC layout)"))
+        else:
+            out.append(
+                Reject(str(entry), f"{hidden}file not read (not named by the dataset's options)")
+            )
+    return out
 
 
 def _read_splits(
