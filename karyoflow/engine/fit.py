@@ -27,6 +27,7 @@ __all__ = [
     "fit_model",
     "make_optimizer",
     "make_schedule",
+    "progress_line",
     "selection_callbacks",
 ]
 
@@ -47,6 +48,7 @@ FIT_DEFAULTS: dict[str, Any] = {
     "step_factor": 0.1,
     "early_stopping_patience": 0,  # 0: every epoch runs, the best one's weights kept
     "threads": 0,  # intra-op CPU threads, 0: all
+    "progress_every_s": 60,  # a batch / ETA line inside an epoch this often; 0: off
 }
 
 
@@ -222,7 +224,12 @@ def fit_model(
     """
     epochs = int(params["epochs"])
     patience = int(params.get("early_stopping_patience", 0))
-    cbs = [*callbacks, *selection_callbacks(monitor, mode, patience, epochs, log)]
+    every = float(params.get("progress_every_s", FIT_DEFAULTS["progress_every_s"]))
+    steps = getattr(data, "steps_per_epoch", None)
+    selection = selection_callbacks(
+        monitor, mode, patience, epochs, log, progress_every_s=every, steps=steps
+    )
+    cbs = [*callbacks, *selection]
     start = time.perf_counter()
     if callable(data.train) and not hasattr(data.train, "element_spec"):
         history = fit_epochs(model, data.train, epochs, cbs, validate=data.validate)
@@ -305,13 +312,22 @@ def fit_epochs(
 
 
 def selection_callbacks(
-    monitor: str, mode: str, patience: int, epochs: int, log: Callable[[str], None] = print
+    monitor: str,
+    mode: str,
+    patience: int,
+    epochs: int,
+    log: Callable[[str], None] = print,
+    *,
+    progress_every_s: float = 0.0,
+    steps: int | None = None,
 ) -> list[Any]:
     """Keras callbacks keeping the best epoch's weights, and a one-line log per epoch.
 
     Early stopping on ``monitor`` (``mode`` ``"min"`` or ``"max"``) with ``patience``
     epochs, restoring the best weights; with ``patience <= 0`` every epoch runs and the
-    best weights are restored at the end.
+    best weights are restored at the end. With ``progress_every_s > 0`` a line with the
+    batch, the running loss and the epoch's ETA is logged at most that often inside an
+    epoch (``steps``: batches per epoch, for the ETA).
     """
     import keras
 
@@ -324,7 +340,7 @@ def selection_callbacks(
         )
     else:
         cbs.append(_BestWeights(monitor, mode))
-    cbs.append(_EpochLog(log, epochs))
+    cbs.append(_EpochLog(log, epochs, progress_every_s, steps))
     return cbs
 
 
@@ -364,15 +380,46 @@ class _BestWeights:
         return BestWeights()
 
 
-class _EpochLog:
-    """One progress line per epoch."""
+def progress_line(epoch: int, epochs: int, batch: int, steps: int | None, seconds: float,
+                  logs: Mapping[str, Any]) -> str:  # fmt: skip
+    """The in-epoch progress line of :func:`selection_callbacks`.
 
-    def __new__(cls, log: Callable[[str], None], epochs: int):
+    Examples
+    --------
+    >>> progress_line(0, 10, 99, 400, 50.0, {"loss": 1.23456})
+    'epoch 1/10: batch 100/400 (25 %), loss=1.2346, 50 s in, about 150 s to go'
+    """
+    done = batch + 1
+    parts = ", ".join(f"{k}={float(v):.4f}" for k, v in sorted(logs.items()) if k == "loss")
+    where = f"batch {done}/{steps} ({100 * done // steps} %)" if steps else f"batch {done}"
+    eta = f", about {seconds * (steps - done) / done:.0f} s to go" if steps else ""
+    loss = f"{parts}, " if parts else ""
+    return f"epoch {epoch + 1}/{epochs}: {where}, {loss}{seconds:.0f} s in{eta}"
+
+
+class _EpochLog:
+    """One progress line per epoch, and throttled ones inside long epochs."""
+
+    def __new__(
+        cls, log: Callable[[str], None], epochs: int, every_s: float = 0.0,
+        steps: int | None = None,
+    ):  # fmt: skip
         base = _keras_callback_base()
 
         class EpochLog(base):
             def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
+                self.start = self.last = time.perf_counter()
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                if every_s <= 0:
+                    return
+                now = time.perf_counter()
+                if now - self.last >= every_s:
+                    self.last = now
+                    total = steps or (self.params or {}).get("steps")
+                    log(progress_line(self.epoch, epochs, batch, total, now - self.start,
+                                      logs or {}))  # fmt: skip
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}

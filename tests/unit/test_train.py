@@ -304,14 +304,18 @@ def test_training_from_disk_is_deterministic(tiny):
     """A training split over ``images_in_memory_mb`` is read batch by batch from its
     files; the job learns (the loss falls) and repeats exactly."""
     params = resolve_train_params(
-        {"epochs": 2, "batch_size": 32, "threads": 1, "images_in_memory_mb": 0}
-    )
+        {"epochs": 2, "batch_size": 32, "threads": 1, "images_in_memory_mb": 0,
+         "progress_every_s": 1e-9}  # a progress line after every batch
+    )  # fmt: skip
     logs: list[str] = []
     runs = [
         run_training(_job(tiny, params=params, log_models=False), _outputs(tiny, n), logs.append)
         for n in ("disk_a", "disk_b")
     ]
     assert any('"on_disk": true' in m for m in logs)
+    # 144 training images in batches of 32: 5 batches an epoch, each with its line
+    progress = [m.split("] ", 1)[-1] for m in logs if "epoch 1/2: batch " in m]
+    assert progress[0].startswith("epoch 1/2: batch 1/5 (20 %), loss=") and "to go" in progress[0]
     ha, hb = (
         json.loads(Path(_outputs(tiny, n)["history"]).read_text()) for n in ("disk_a", "disk_b")
     )
