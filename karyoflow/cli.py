@@ -172,7 +172,22 @@ def _classifier_and_config(args: argparse.Namespace):
     return load_classifier(source, tracking_uri=uri, tta=tta), config
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Missing input files are one line, before TensorFlow loads."""
+    paths = [("image", p) for p in getattr(args, "images", None) or []]
+    model = getattr(args, "model", None)
+    if model and model != "champion" and ":/" not in model:
+        paths.append(("model", model))
+    for name in ("detector", "voc", "config"):
+        if getattr(args, name, None):
+            paths.append((name, getattr(args, name)))
+    for what, path in paths:
+        if not Path(path).exists():
+            raise SystemExit(f"karyoflow: {path}: no such {what} file or folder")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
+    _check_inputs(args)
     from karyoflow.predict import predict_paths
 
     try:
@@ -203,6 +218,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    _check_inputs(args)
     from karyoflow.serve import ServeLimits, make_server, model_name
 
     try:

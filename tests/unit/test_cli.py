@@ -99,3 +99,24 @@ def test_ui_without_store_is_a_clear_error(tmp_path):
     proc = run("ui", "--results", str(tmp_path / "results"))
     assert proc.returncode == 1
     assert "no MLflow store yet" in proc.stderr
+
+
+def test_missing_inputs_are_one_line_before_tensorflow(tmp_path):
+    """`karyoflow predict` / `serve` check their files before loading a model."""
+    script = (
+        "import sys\nfrom karyoflow.cli import main\ntry:\n    main(sys.argv[1:])\n"
+        "finally:\n    print('tensorflow loaded:', 'tensorflow' in sys.modules)\n"
+    )
+    voc = ["--model", "champion", "--voc", str(tmp_path / "v")]
+    for argv in (
+        ["predict", str(tmp_path / "nope.png")],
+        ["predict", str(tmp_path), "--model", str(tmp_path / "m.keras")],
+        ["serve", "--model", str(tmp_path / "m.keras")],
+        ["predict", str(tmp_path), *voc],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 1, argv
+        assert proc.stderr.strip().count("\n") == 0 and "no such" in proc.stderr, proc.stderr
+        assert proc.stdout.strip() == "tensorflow loaded: False"
