@@ -38,6 +38,16 @@ EXPECTED = {
         "pampaj7": (2806, 65, 0),
         "karyonet_gband": (184, 4, 0),
     },
+    "all_sources.yaml": {
+        "karyograms612": (14072, 306, 0),
+        "taichung": (20563, 447, 0),
+        "pampaj7": (2806, 65, 0),
+        "karyonet_gband": (184, 4, 0),
+    },
+    "taichung_detect_union.yaml": {
+        "taichung": (20563, 447, 0),
+        "taichung_more": (65673, 1429, 0),
+    },
     "pampaj7_curve.yaml": {
         "karyograms612": (14072, 306, 0),
         "taichung": (20563, 447, 0),
@@ -53,6 +63,8 @@ SAME_DATA = {
     "taichung_voc_hu2019.yaml": "taichung_voc.yaml",
     "taichung_detect_long.yaml": "taichung_voc.yaml",
     "taichung_detect_finetune.yaml": "taichung_voc.yaml",
+    "all_sources.yaml": "leave_one_out.yaml",
+    "taichung_detect_union.yaml": "taichung_union.yaml",
 }
 
 
