@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from karyoflow.progress import eta
+
 __all__ = [
     "FIT_DEFAULTS",
     "OPTIMIZERS",
@@ -392,9 +394,10 @@ def progress_line(epoch: int, epochs: int, batch: int, steps: int | None, second
     done = batch + 1
     parts = ", ".join(f"{k}={float(v):.4f}" for k, v in sorted(logs.items()) if k == "loss")
     where = f"batch {done}/{steps} ({100 * done // steps} %)" if steps else f"batch {done}"
-    eta = f", about {seconds * (steps - done) / done:.0f} s to go" if steps else ""
+    left = eta(done, steps, seconds)
+    left = f", {left}" if left else ""
     loss = f"{parts}, " if parts else ""
-    return f"epoch {epoch + 1}/{epochs}: {where}, {loss}{seconds:.0f} s in{eta}"
+    return f"epoch {epoch + 1}/{epochs}: {where}, {loss}{seconds:.0f} s in{left}"
 
 
 class _EpochLog:

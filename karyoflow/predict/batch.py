@@ -17,6 +17,7 @@ from karyoflow.fileutil import atomic_path
 from karyoflow.predict.cell import predict_cell, read_boxes
 from karyoflow.predict.classifier import Classifier, load_classifier
 from karyoflow.predict.render import write_prediction
+from karyoflow.progress import eta
 
 __all__ = [
     "predict_manifest_cells",
@@ -302,7 +303,12 @@ def predict_paths(
             row["status"] = f"error: {exc}"
         rows.append(row)
         shown = row.get("iscn", row["status"])
-        log(f"[predict {k}/{len(files)}] {path.name}: {shown} ({time.perf_counter() - t0:.2f} s)")
+        left = eta(k, len(files), time.perf_counter() - start)
+        left = f"; {left}" if left and k < len(files) else ""
+        log(
+            f"[predict {k}/{len(files)}] {path.name}: {shown} "
+            f"({time.perf_counter() - t0:.2f} s{left})"
+        )
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     if calls:

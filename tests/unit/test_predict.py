@@ -196,7 +196,8 @@ def test_predict_paths_writes_outputs_and_keeps_going(classifier, metaphase, tmp
     summary = json.loads((out / "summary.json").read_text())
     assert summary["count"] == table.loc[0, "count"] and ISCN.match(summary["iscn"])
     assert (tmp_path / "out" / "summary.csv").exists()
-    assert any(line.startswith("[predict 1/3]") for line in lines)
+    first = next(line for line in lines if line.startswith("[predict 1/3]"))
+    assert first.endswith(" s to go)")  # the time left, from the images done so far
     # with the VOC folder the boxes come from the annotations (all 46)
     table = predict_paths(
         [folder], classifier, tmp_path / "out2", voc_dir=metaphase["xml"].parent, log=print
