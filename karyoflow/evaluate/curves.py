@@ -63,6 +63,23 @@ def curve_table(
     return table.sort_values(["model", "start", "train_cells"]).reset_index(drop=True)
 
 
+def start_name(start: str) -> str:
+    """How a curve's legend names a start model: the training entry of a workflow model
+    file, else the path's name or the URI.
+
+    Examples
+    --------
+    >>> start_name("results/train/labs/karyonet_fast/adamw-lr0.003/model.keras")
+    'fine-tuned from labs'
+    >>> start_name("models:/karyoflow-classification@champion")
+    'fine-tuned from models:/karyoflow-classification@champion'
+    """
+    parts = Path(start).parts
+    if "train" in parts and parts.index("train") + 1 < len(parts) and ":/" not in start:
+        return f"fine-tuned from {parts[parts.index('train') + 1]}"
+    return f"fine-tuned from {start if ':/' in start else Path(start).name}"
+
+
 def plot_curve(table: pd.DataFrame, path: str | Path, *, title: str = "") -> Path:
     """Test accuracy against training cells (log scale), one line per model and start.
 
@@ -81,13 +98,16 @@ def plot_curve(table: pd.DataFrame, path: str | Path, *, title: str = "") -> Pat
         group = group.sort_values("train_cells")
         x = group["train_cells"].to_numpy(float)
         y = pd.to_numeric(group["accuracy"], errors="coerce").to_numpy(float)
-        label = f"{model}, {'from scratch' if start == 'scratch' else 'from ' + Path(start).name}"
+        label = f"{model}, {'from scratch' if start == 'scratch' else start_name(start)}"
         ax.plot(x, y, marker="o", label=label)
         for xi, yi in zip(x, y, strict=True):
             if np.isfinite(yi):
                 ax.annotate(f"{yi:.2f}", (xi, yi), textcoords="offset points", xytext=(0, 5),
                             ha="center", fontsize=7)  # fmt: skip
     ax.set_xscale("log")
+    cells = sorted({int(c) for c in pd.to_numeric(table["train_cells"], errors="coerce").dropna()})
+    ax.set_xticks(cells, [str(c) for c in cells])
+    ax.minorticks_off()
     ax.set_xlabel("labelled training cells")
     ax.set_ylabel("test accuracy (top-1)")
     ax.set_ylim(0, 1.05)
