@@ -96,6 +96,13 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config_reference(args: argparse.Namespace) -> int:
+    from karyoflow.config_reference import reference_markdown
+
+    sys.stdout.write(reference_markdown())
+    return 0
+
+
 def _cmd_labels(args: argparse.Namespace) -> int:
     from karyoflow.labels import DENVER_GROUPS, LABELS
 
@@ -289,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file against the schema")
     p.add_argument("config")
     p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser(
+        "config-reference",
+        help="print the configuration reference (Markdown, as in docs/configuration.md)",
+        description="Every config key with its type, default and meaning, from the JSON "
+        "schema and the code's option tables. Example: karyoflow config-reference > "
+        "docs/configuration.md",
+    )
+    p.set_defaults(func=_cmd_config_reference)
 
     p = sub.add_parser("labels", help="print the canonical label table")
     p.set_defaults(func=_cmd_labels)

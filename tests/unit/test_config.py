@@ -141,3 +141,19 @@ def test_cli_check_config(repo, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith(f"karyoflow: {bad}: datasets")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_configuration_reference_is_current(repo):
+    """docs/configuration.md is what `karyoflow config-reference` prints today: every
+    schema key and every option table of the code is in it."""
+    from karyoflow.config_reference import OPEN_SECTIONS, reference_markdown
+
+    text = reference_markdown()
+    assert (repo / "docs" / "configuration.md").read_text() == text, (
+        "docs/configuration.md is stale: karyoflow config-reference > docs/configuration.md"
+    )
+    for needle in ("`limits.max_image_pixels`", "`train.resources.mem_mb`",
+                   "`datasets.<name>.split_as`", "| `box_tolerance` | integer |"):  # fmt: skip
+        assert needle in text
+    for section, (_name, table) in OPEN_SECTIONS().items():
+        assert f"### `{section}`" in text and all(f"| `{k}` |" in text for k in table)
