@@ -174,9 +174,11 @@ def _classifier_and_config(args: argparse.Namespace):
     config = _config(args.config)
     uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], Path(args.results))
     source = args.model or default_model(args.results)
-    print(f"karyoflow: model {source}", file=sys.stderr)
     tta = config["evaluate"]["tta"]
-    return load_classifier(source, tracking_uri=uri, tta=tta), config
+    classifier = load_classifier(source, tracking_uri=uri, tta=tta)
+    trained_on = getattr(classifier.calibration, "trained_on", "") or "unknown data"
+    print(f"karyoflow: model {source} (trained on {trained_on})", file=sys.stderr)
+    return classifier, config
 
 
 def _check_inputs(args: argparse.Namespace) -> None:

@@ -461,7 +461,13 @@ def make_app(
 
     @app.get("/api/health", summary="Service and model status")
     async def health() -> dict[str, str]:
-        return {"status": "ok", "model": model_name(state.classifier.source)}
+        cal = state.classifier.calibration
+        trained_on = getattr(cal, "trained_on", "") or "unknown"
+        return {
+            "status": "ok",
+            "model": model_name(state.classifier.source),
+            "trained_on": trained_on,
+        }
 
     @app.post(
         "/api/predict",

@@ -202,6 +202,15 @@ class Calibration:
         split (NaN: the config's value applies).
     review_chosen_on : str
         ``"val"`` when chosen there for the config's target accuracy.
+    trained_on : str
+        The datasets the model was trained on (comma-separated names).
+    val_cells : int
+        Cells of the fitting split.
+    cell_confidence_p05, cell_confidence_median : float
+        5th percentile and median, over the fitting split's cells, of a cell's mean
+        calibrated top probability (:func:`cell_confidence`): a cell well below what
+        the model gave its validation cells is unlike its training data
+        (:func:`domain_warning`).
     """
 
     temperature: float = 1.0
@@ -214,6 +223,10 @@ class Calibration:
     nll_after: float = float("nan")
     review_min_posterior: float = float("nan")
     review_chosen_on: str = "none"
+    trained_on: str = ""
+    val_cells: int = 0
+    cell_confidence_p05: float = float("nan")
+    cell_confidence_median: float = float("nan")
 
     def apply(self, proba: ArrayLike) -> np.ndarray:
         """Calibrated probabilities (:func:`apply_temperature`)."""
@@ -225,6 +238,67 @@ class Calibration:
             k: (None if isinstance(v, float) and not np.isfinite(v) else v)
             for k, v in asdict(self).items()
         }
+
+
+def cell_confidence(proba: ArrayLike, cell_ids: ArrayLike) -> np.ndarray:
+    """Each cell's mean top probability over its chromosomes, in sorted cell order.
+
+    Examples
+    --------
+    >>> cell_confidence([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]], ["a", "a", "b"]).tolist()
+    [0.7, 0.8]
+    """
+    p = np.asarray(proba, np.float64)
+    cells = np.asarray(cell_ids)
+    if p.size == 0:
+        return np.zeros(0)
+    top = p.max(axis=1)
+    _, index = np.unique(cells, return_inverse=True)
+    return np.bincount(index, weights=top) / np.bincount(index)
+
+
+def with_domain(
+    calibration: Calibration, proba: ArrayLike, cell_ids: ArrayLike, trained_on: str
+) -> Calibration:
+    """``calibration`` with what the model was trained on and the confidence profile of
+    the fitting split's cells (``proba``: its calibrated probabilities)."""
+    from dataclasses import replace
+
+    conf = cell_confidence(proba, cell_ids)
+    if conf.size == 0:
+        return replace(calibration, trained_on=trained_on)
+    return replace(
+        calibration,
+        trained_on=trained_on,
+        val_cells=int(conf.size),
+        cell_confidence_p05=float(np.quantile(conf, 0.05)),
+        cell_confidence_median=float(np.median(conf)),
+    )
+
+
+def domain_warning(mean_confidence: float, calibration: Calibration | None) -> str | None:
+    """A review reason when a cell's mean top probability is below the 5th percentile
+    of the model's validation cells: the input looks unlike what it was trained on.
+
+    Examples
+    --------
+    >>> cal = Calibration(trained_on="synthetic_voc", val_cells=40, cell_confidence_p05=0.8)
+    >>> print(domain_warning(0.41, cal))  # doctest: +NORMALIZE_WHITESPACE
+    unlike the training data (synthetic_voc): mean confidence 0.41, below 0.80
+    (5 % of its 40 validation cells)
+    >>> domain_warning(0.9, cal) is None
+    True
+    """
+    if calibration is None or not np.isfinite(calibration.cell_confidence_p05):
+        return None
+    if not np.isfinite(mean_confidence) or mean_confidence >= calibration.cell_confidence_p05:
+        return None
+    data = f" ({calibration.trained_on})" if calibration.trained_on else ""
+    return (
+        f"unlike the training data{data}: mean confidence {mean_confidence:.2f}, below "
+        f"{calibration.cell_confidence_p05:.2f} (5 % of its {calibration.val_cells} "
+        "validation cells)"
+    )
 
 
 def fit_calibration(

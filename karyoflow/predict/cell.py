@@ -156,6 +156,7 @@ def predict_cell(
     -------
     CellPrediction
     """
+    from karyoflow.evaluate.calibration import domain_warning
     from karyoflow.evaluate.hypotheses import (
         call_karyotype,
         resolve_call_params,
@@ -233,6 +234,9 @@ def predict_cell(
         reasons = [f"count {n} (46 expected)"] if n != 46 else []
         if iscn not in ("46,XX", "46,XY"):
             reasons.append(f"abnormal: {iscn}")
+    unlike = domain_warning(float(proba.max(1).mean()) if n else math.nan, classifier.calibration)
+    if unlike:
+        reasons = [*reasons, unlike]
     flags = list(reasons)
     if rejected:
         flags.append(f"{len(rejected)} boxes rejected by preprocessing")

@@ -138,6 +138,9 @@ def test_classification_prediction_and_report(repo, tiny_run):
     point = next((res / "train/voc/karyonet_fast").iterdir())
     calibration = json.loads((point / "calibration.json").read_text())
     assert calibration["fitted_on"] == "val" and calibration["temperature"] > 0
+    # what the model was trained on, and how sure it was on its validation cells
+    assert calibration["trained_on"] == "voc" and calibration["val_cells"] >= 1
+    assert 0 < calibration["cell_confidence_p05"] <= calibration["cell_confidence_median"] <= 1
     assert metrics["calibration_temperature"] == calibration["temperature"]
     assert metrics["karyotype_cells_comparable"] == len(test_cells)
     assert 0.0 <= metrics["call_flagged_share"] <= 1.0

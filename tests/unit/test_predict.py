@@ -301,3 +301,26 @@ def test_calibration_of_a_registered_version(tmp_path):
     client.create_model_version("karyoflow-classification", source=str(tmp_path))
     assert find_calibration("models:/karyoflow-classification/2", uri).temperature == 1.0
     assert find_calibration("models:/unknown/1", uri).temperature == 1.0
+
+
+def test_out_of_domain_cells_are_flagged(classifier, metaphase):
+    """A cell whose mean confidence is below what the model gave 95 % of its validation
+    cells is flagged for review, naming the training data; within it, no flag."""
+    import dataclasses
+
+    from karyoflow.evaluate.calibration import Calibration
+
+    boxes = metaphase["boxes"]
+    plain = predict_cell(metaphase["grey"], classifier, boxes=boxes)
+    mean = float(np.mean(plain.probability))  # the top probability of each kept box
+    for p05, flagged in ((0.999, True), (min(mean, 0.5) / 2, False)):
+        cal = Calibration(trained_on="synthetic_voc", val_cells=30, cell_confidence_p05=p05)
+        pred = predict_cell(
+            metaphase["grey"], dataclasses.replace(classifier, calibration=cal), boxes=boxes
+        )
+        found = [r for r in pred.reasons if r.startswith("unlike the training data")]
+        assert bool(found) == flagged, (p05, pred.reasons)
+        if flagged:
+            assert (
+                pred.review and "(synthetic_voc)" in found[0] and "30 validation cells" in found[0]
+            )

@@ -138,7 +138,8 @@ def test_host_origin_paths_and_health(server, model_file) -> None:
     assert requests.get(server.url + "/nope", timeout=10).status_code == 404
     assert requests.get(server.url + "/api/predict", timeout=10).status_code == 405
     health = requests.get(server.url + "/api/health", timeout=10).json()
-    assert health == {"status": "ok", "model": "model.keras"}  # no path of the server's disk
+    # no path of the server's disk; no calibration.json beside this model: data unknown
+    assert health == {"status": "ok", "model": "model.keras", "trained_on": "unknown"}
     assert str(model_file.parent) not in json.dumps(health)
     spec = requests.get(server.url + "/api/openapi.json", timeout=10).json()
     assert "/api/predict" in spec["paths"] and spec["openapi"].startswith("3.")

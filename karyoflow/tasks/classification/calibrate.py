@@ -89,7 +89,12 @@ def run_calibration(
     proba = predict_proba(net, val, tta=tta) if len(val) else np.zeros((0, 24))
     manifests = [manifest] if isinstance(manifest, str | Path) else list(manifest)
     truth = cell_truths(read_manifests(manifests))
+    from karyoflow.evaluate.calibration import with_domain
+
     cal, cells, _ = calibrate_split(proba, val.labels, val.cell_ids, truth, call, tta=tta)
+    table = read_manifests(manifests)
+    trained_on = ",".join(sorted({str(d) for d in table["dataset"].unique()}))
+    cal = with_domain(cal, cal.apply(proba), val.cell_ids, trained_on)
     payload = cal.to_dict()
     with atomic_path(outputs["calibration"]) as tmp:
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
