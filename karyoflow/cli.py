@@ -19,13 +19,24 @@ from karyoflow import __version__
 __all__ = ["build_parser", "main"]
 
 
+def project_path(path: str | Path) -> Path:
+    """``path`` as given when it exists (or is absolute), else under the project root:
+    the default ``config/config.yaml`` and ``results`` work from any folder."""
+    from karyoflow.config import PROJECT_ROOT
+
+    path = Path(path)
+    if path.is_absolute() or path.exists() or not (PROJECT_ROOT / path).exists():
+        return path
+    return PROJECT_ROOT / path
+
+
 def _config(path: str | Path) -> dict:
     """The validated config with its image limits applied; a config that fails to
     load or to validate is one line on stderr and exit status 1."""
     from karyoflow.config import ConfigError, apply_limits, load_config
 
     try:
-        config = load_config(path)
+        config = load_config(project_path(path))
     except ConfigError as exc:
         raise SystemExit(f"karyoflow: {exc}") from None
     apply_limits(config)
@@ -125,7 +136,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from karyoflow.engine.tracking import resolve_tracking_uri
 
     config = _config(args.config)
-    results = Path(args.results)
+    results = project_path(args.results)
     uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], results)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise SystemExit(f"karyoflow: {uri}: no MLflow store yet (run the workflow first)")
@@ -172,8 +183,9 @@ def _classifier_and_config(args: argparse.Namespace):
     from karyoflow.predict import default_model, load_classifier
 
     config = _config(args.config)
-    uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], Path(args.results))
-    source = args.model or default_model(args.results)
+    results = project_path(args.results)
+    uri = resolve_tracking_uri(config["mlflow"]["tracking_uri"], results)
+    source = args.model or default_model(results)
     tta = config["evaluate"]["tta"]
     classifier = load_classifier(source, tracking_uri=uri, tta=tta)
     trained_on = getattr(classifier.calibration, "trained_on", "") or "unknown data"
@@ -187,9 +199,11 @@ def _check_inputs(args: argparse.Namespace) -> None:
     model = getattr(args, "model", None)
     if model and model != "champion" and ":/" not in model:
         paths.append(("model", model))
-    for name in ("detector", "voc", "config"):
+    for name in ("detector", "voc"):
         if getattr(args, name, None):
             paths.append((name, getattr(args, name)))
+    if getattr(args, "config", None):
+        paths.append(("config", project_path(args.config)))
     for what, path in paths:
         if not Path(path).exists():
             raise SystemExit(f"karyoflow: {path}: no such {what} file or folder")
@@ -271,6 +285,17 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results", help="results folder of the run")
 
 
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default (unless it is none or the help names it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``karyoflow`` command."""
     parser = argparse.ArgumentParser(
@@ -281,26 +306,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"karyoflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("synth", help="generate the synthetic G-banded dataset")
+    p = sub.add_parser(
+        "synth",
+        epilog="example: karyoflow synth results/synthetic/mine --cells 12",
+        formatter_class=_Help,
+        help="generate the synthetic G-banded dataset",
+    )
     p.add_argument("out", help="output folder (created; replaced if it is a previous synth output)")
-    p.add_argument("--config", default="config/config.yaml", help="config with synthetic/params")
+    p.add_argument("--config", default="config/config.yaml", help="config with synthetic.params")
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--cells", type=int, help="override the number of metaphase cells")
     p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser("ingest", help="read datasets into split manifests (outside Snakemake)")
-    p.add_argument("--config", default="config/config.yaml")
+    p = sub.add_parser(
+        "ingest",
+        epilog="example: karyoflow ingest --config config/examples/taichung_voc.yaml --strict",
+        formatter_class=_Help,
+        help="read datasets into split manifests (outside Snakemake)",
+    )
+    p.add_argument("--config", default="config/config.yaml", help="config with the datasets")
     p.add_argument("--dataset", action="append", help="dataset name (repeatable); default all")
     p.add_argument("--out", default="results/manifest", help="output folder")
     p.add_argument("--strict", action="store_true", help="stop at the first bad input")
     p.set_defaults(func=_cmd_ingest)
 
-    p = sub.add_parser("check-config", help="validate a config file against the schema")
-    p.add_argument("config")
+    p = sub.add_parser(
+        "check-config",
+        epilog="example: karyoflow check-config config/examples/taichung_union.yaml",
+        formatter_class=_Help,
+        help="validate a config file against the schema",
+    )
+    p.add_argument("config", help="the YAML config file to check")
     p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser(
         "config-reference",
+        epilog="example: karyoflow config-reference > docs/configuration.md",
+        formatter_class=_Help,
         help="print the configuration reference (Markdown, as in docs/configuration.md)",
         description="Every config key with its type, default and meaning, from the JSON "
         "schema and the code's option tables. Example: karyoflow config-reference > "
@@ -308,19 +350,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_config_reference)
 
-    p = sub.add_parser("labels", help="print the canonical label table")
+    p = sub.add_parser(
+        "labels",
+        epilog="example: karyoflow labels",
+        formatter_class=_Help,
+        help="print the canonical label table",
+    )
     p.set_defaults(func=_cmd_labels)
 
-    p = sub.add_parser("ui", help="open the MLflow dashboard on the project's store")
-    p.add_argument("--config", default="config/config.yaml")
+    p = sub.add_parser(
+        "ui",
+        epilog="example: karyoflow ui --port 5000",
+        formatter_class=_Help,
+        help="open the MLflow dashboard on the project's store",
+    )
+    p.add_argument("--config", default="config/config.yaml", help="config naming the store")
     p.add_argument("--results", default="results", help="results folder of the run")
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=5000, help="port of the dashboard")
     p.add_argument("--workers", type=int, default=1, help="server processes (1: quick start)")
     p.set_defaults(func=_cmd_ui)
 
     p = sub.add_parser(
         "reproduce",
+        epilog="example: karyoflow reproduce v1 --no-pull",
+        formatter_class=_Help,
         help="re-run a tagged version (clone, dvc pull, dvc repro) and compare with its record",
     )
     p.add_argument("tag", help="git tag (or branch) to reproduce, e.g. v1")
@@ -334,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "annotate-centromeres",
+        epilog="example: karyoflow annotate-centromeres crops/ --out centromeres.csv",
+        formatter_class=_Help,
         help="click centromeres on crops in a local web page; writes the chr,tel,x,y CSV",
         description="Serve a local page that shows each crop and takes a click; keys: "
         "s save, n/Enter save + next, p previous, u undo, q save + quit. Rows already in "
@@ -348,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
+        epilog="example: karyoflow predict cell1.jpg images/ --out results/predict/mine",
+        formatter_class=_Help,
         help="metaphase images -> karyogram, boxes, chromosome table and ISCN count",
         description="For each image (or every image of a folder) write <out>/<stem>/"
         "{karyogram.png,overlay.png,chromosomes.csv,summary.json} and <out>/summary.csv. "
@@ -365,12 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("serve", help="web page + JSON API for predictions (loopback)")
+    p = sub.add_parser(
+        "serve",
+        epilog="example: karyoflow serve --port 8050 --model champion",
+        formatter_class=_Help,
+        help="web page + JSON API for predictions (loopback)",
+    )
     p.add_argument(
         "--host", default="127.0.0.1", help="bind address (loopback by default; beyond it "
         "a token is required)"
     )  # fmt: skip
-    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--port", type=int, default=8050, help="port of the page and API")
     p.add_argument(
         "--token", help="API token, sent as 'Authorization: Bearer <token>' (or set "
         "KARYOFLOW_SERVE_TOKEN)"
@@ -388,8 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("run", help="run the Snakemake workflow in the project folder")
-    p.add_argument("--cores", default="2")
+    p = sub.add_parser(
+        "run",
+        epilog="example: karyoflow run --cores 2 --config config/examples/karyograms_612.yaml",
+        formatter_class=_Help,
+        help="run the Snakemake workflow in the project folder",
+    )
+    p.add_argument("--cores", default="2", help="cores Snakemake may use")
     p.add_argument("--config", help="config file (default config/config.yaml)")
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="passed to snakemake")
     p.set_defaults(func=_cmd_run)

@@ -120,3 +120,23 @@ def test_missing_inputs_are_one_line_before_tensorflow(tmp_path):
         assert proc.returncode == 1, argv
         assert proc.stderr.strip().count("\n") == 0 and "no such" in proc.stderr, proc.stderr
         assert proc.stdout.strip() == "tensorflow loaded: False"
+
+
+def test_every_subcommand_has_help_an_example_and_shows_defaults():
+    from karyoflow.cli import build_parser
+
+    parser = build_parser()
+    subs = next(
+        a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)
+    )
+    for name, sub in subs.choices.items():
+        text = sub.format_help()
+        assert "example: karyoflow " + name in text, name
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help"
+    assert "(default: config/config.yaml)" in subs.choices["predict"].format_help()
+
+
+def test_project_paths_work_from_any_folder(tmp_path):
+    proc = run("check-config", "config/config.yaml", cwd=tmp_path)
+    assert proc.returncode == 0 and "valid" in proc.stdout, proc.stderr
