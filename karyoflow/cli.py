@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from karyoflow import __version__
 
@@ -285,6 +286,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results", help="results folder of the run")
 
 
+def _command(sub: Any, name: str, example: str, **kw: Any) -> argparse.ArgumentParser:
+    """A subcommand whose help shows the defaults and ends with an example line."""
+    return sub.add_parser(name, epilog=f"example: {example}", formatter_class=_Help, **kw)
+
+
 class _Help(argparse.HelpFormatter):
     """Help that shows each option's default (unless it is none or the help names it)."""
 
@@ -306,10 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"karyoflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "synth",
-        epilog="example: karyoflow synth results/synthetic/mine --cells 12",
-        formatter_class=_Help,
+        "karyoflow synth results/synthetic/mine --cells 12",
         help="generate the synthetic G-banded dataset",
     )
     p.add_argument("out", help="output folder (created; replaced if it is a previous synth output)")
@@ -318,10 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", type=int, help="override the number of metaphase cells")
     p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "ingest",
-        epilog="example: karyoflow ingest --config config/examples/taichung_voc.yaml --strict",
-        formatter_class=_Help,
+        "karyoflow ingest --config config/examples/taichung_voc.yaml --strict",
         help="read datasets into split manifests (outside Snakemake)",
     )
     p.add_argument("--config", default="config/config.yaml", help="config with the datasets")
@@ -330,19 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first bad input")
     p.set_defaults(func=_cmd_ingest)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "check-config",
-        epilog="example: karyoflow check-config config/examples/taichung_union.yaml",
-        formatter_class=_Help,
+        "karyoflow check-config config/examples/taichung_union.yaml",
         help="validate a config file against the schema",
     )
     p.add_argument("config", help="the YAML config file to check")
     p.set_defaults(func=_cmd_check_config)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "config-reference",
-        epilog="example: karyoflow config-reference > docs/configuration.md",
-        formatter_class=_Help,
+        "karyoflow config-reference > docs/configuration.md",
         help="print the configuration reference (Markdown, as in docs/configuration.md)",
         description="Every config key with its type, default and meaning, from the JSON "
         "schema and the code's option tables. Example: karyoflow config-reference > "
@@ -350,18 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_config_reference)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "labels",
-        epilog="example: karyoflow labels",
-        formatter_class=_Help,
+        "karyoflow labels",
         help="print the canonical label table",
     )
     p.set_defaults(func=_cmd_labels)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "ui",
-        epilog="example: karyoflow ui --port 5000",
-        formatter_class=_Help,
+        "karyoflow ui --port 5000",
         help="open the MLflow dashboard on the project's store",
     )
     p.add_argument("--config", default="config/config.yaml", help="config naming the store")
@@ -371,10 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="server processes (1: quick start)")
     p.set_defaults(func=_cmd_ui)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "reproduce",
-        epilog="example: karyoflow reproduce v1 --no-pull",
-        formatter_class=_Help,
+        "karyoflow reproduce v1 --no-pull",
         help="re-run a tagged version (clone, dvc pull, dvc repro) and compare with its record",
     )
     p.add_argument("tag", help="git tag (or branch) to reproduce, e.g. v1")
@@ -386,10 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pull", action="store_true", help="skip dvc pull (no remote)")
     p.set_defaults(func=_cmd_reproduce)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "annotate-centromeres",
-        epilog="example: karyoflow annotate-centromeres crops/ --out centromeres.csv",
-        formatter_class=_Help,
+        "karyoflow annotate-centromeres crops/ --out centromeres.csv",
         help="click centromeres on crops in a local web page; writes the chr,tel,x,y CSV",
         description="Serve a local page that shows each crop and takes a click; keys: "
         "s save, n/Enter save + next, p previous, u undo, q save + quit. Rows already in "
@@ -402,10 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=_cmd_annotate_centromeres)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "predict",
-        epilog="example: karyoflow predict cell1.jpg images/ --out results/predict/mine",
-        formatter_class=_Help,
+        "karyoflow predict cell1.jpg images/ --out results/predict/mine",
         help="metaphase images -> karyogram, boxes, chromosome table and ISCN count",
         description="For each image (or every image of a folder) write <out>/<stem>/"
         "{karyogram.png,overlay.png,chromosomes.csv,summary.json} and <out>/summary.csv. "
@@ -423,10 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "serve",
-        epilog="example: karyoflow serve --port 8050 --model champion",
-        formatter_class=_Help,
+        "karyoflow serve --port 8050 --model champion",
         help="web page + JSON API for predictions (loopback)",
     )
     p.add_argument(
@@ -451,10 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "run",
-        epilog="example: karyoflow run --cores 2 --config config/examples/karyograms_612.yaml",
-        formatter_class=_Help,
+        "karyoflow run --cores 2 --config config/examples/karyograms_612.yaml",
         help="run the Snakemake workflow in the project folder",
     )
     p.add_argument("--cores", default="2", help="cores Snakemake may use")
