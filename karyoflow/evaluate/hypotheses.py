@@ -97,6 +97,9 @@ DEFAULT_CALL: dict[str, Any] = {
         "min_sex_posterior": 0.95,
         "count": True,  # a cell of other than 46 objects is flagged
         "abnormal": True,  # every abnormal call is flagged for review
+        # a cell whose mean top probability is below this fraction of the median of the
+        # model's validation cells is unlike its training data (0: off)
+        "domain_ratio": 0.8,
     },
 }
 

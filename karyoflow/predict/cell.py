@@ -234,7 +234,11 @@ def predict_cell(
         reasons = [f"count {n} (46 expected)"] if n != 46 else []
         if iscn not in ("46,XX", "46,XY"):
             reasons.append(f"abnormal: {iscn}")
-    unlike = domain_warning(float(proba.max(1).mean()) if n else math.nan, classifier.calibration)
+    unlike = domain_warning(
+        float(proba.max(1).mean()) if n else math.nan,
+        classifier.calibration,
+        float(par["review"]["domain_ratio"]),
+    )
     if unlike:
         reasons = [*reasons, unlike]
     flags = list(reasons)
