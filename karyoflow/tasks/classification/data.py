@@ -514,9 +514,9 @@ def predict_proba(
     if len(data) == 0:
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
 
-    def one_view(images: np.ndarray, start: int) -> np.ndarray:
+    def one_view(rows: SplitData, images: np.ndarray) -> np.ndarray:
         ds = make_dataset(
-            replace(data.rows(np.arange(start, start + len(images))), images=images),
+            replace(rows, images=images),
             batch_size=batch_size,
             seed=0,
             training=False,
@@ -527,16 +527,12 @@ def predict_proba(
         return np.asarray(model.predict(inputs, verbose=0), dtype=np.float32)
 
     block = PREDICT_BLOCK  # images in memory at a time, in memory or on disk
-    return np.concatenate(
-        [
-            average_over_views(
-                lambda images, at=start: one_view(images, at),
-                image_rows(data.images, start, start + block),
-                tta,
-            )
-            for start in range(0, len(data), block)
-        ]
-    )
+    out = []
+    for start in range(0, len(data), block):
+        rows = data.rows(slice(start, start + block))  # a view of the block's rows
+        images = image_rows(rows.images, 0, len(rows))
+        out.append(average_over_views(lambda v, r=rows: one_view(r, v), images, tta))
+    return np.concatenate(out)
 
 
 def _two_inputs(model) -> bool:
